@@ -1,0 +1,1 @@
+"""tdsnn comparison harness: Brain-Score, accuracy, topography, robustness and temporal suites."""

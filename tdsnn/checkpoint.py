@@ -1,0 +1,97 @@
+"""Model checkpoints: safetensors tensors with the model config in the header.
+
+A weights file alone rebuilds its model: ``load_model(path)``. Writes are atomic
+(temporary file + ``os.replace``), and reads can be pinned to a sha256.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable, Optional, Union
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from .config import ModelConfig
+
+PathLike = Union[str, os.PathLike]
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is missing, corrupt, or does not match what was asked for."""
+
+
+def sha256_file(path: PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def atomic_write(path: PathLike, write: Callable[[str], None]) -> None:
+    """Call ``write(tmp_path)`` on a temporary file beside ``path``, then move it into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def save_model(model: nn.Module, path: PathLike, half: bool = False) -> str:
+    """Write ``model``'s state_dict and config to ``path``; returns the file's sha256.
+
+    ``half`` stores parameters and batch-norm statistics as float16; other buffers
+    (cortical-sheet positions, clusters) keep their dtype so they restore bit-exactly.
+    """
+    params = {name for name, _ in model.named_parameters()}
+    state = {}
+    for name, tensor in model.state_dict().items():
+        tensor = tensor.detach().cpu().contiguous()
+        if half and tensor.is_floating_point() and (name in params or name.endswith(("running_mean", "running_var"))):
+            tensor = tensor.half()
+        state[name] = tensor
+    metadata = {"config": json.dumps(model.config.to_dict())}
+    atomic_write(path, lambda tmp: save_file(state, tmp, metadata=metadata))
+    return sha256_file(path)
+
+
+def read_checkpoint(path: PathLike, expected_sha256: Optional[str] = None) -> tuple[ModelConfig, dict[str, torch.Tensor]]:
+    """Config and tensors of a checkpoint, after checking it exists, parses and matches the sha256."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    if expected_sha256 is not None:
+        actual = sha256_file(path)
+        if actual != expected_sha256:
+            raise CheckpointError(f"sha256 mismatch for {path}: expected {expected_sha256}, got {actual} "
+                                  "(the file is corrupt or is not the registered checkpoint)")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+        state = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise CheckpointError(f"{path} is not a readable safetensors checkpoint: {err}") from err
+    if "config" not in metadata:
+        raise CheckpointError(f"{path} has no tdsnn model config in its header")
+    return ModelConfig.from_dict(json.loads(metadata["config"])), state
+
+
+def load_state(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """Load ``state`` into ``model`` strictly, casting to the model's dtypes; clear error on mismatch."""
+    own = model.state_dict()
+    cast = {k: (v.to(own[k].dtype) if k in own and v.is_floating_point() else v) for k, v in state.items()}
+    try:
+        model.load_state_dict(cast, strict=True)
+    except RuntimeError as err:
+        raise CheckpointError(f"{source} does not fit {model.config.arch}: {err}") from err

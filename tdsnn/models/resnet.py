@@ -1,0 +1,153 @@
+"""ResNet-18 in time-major layout, shared by the ANN and spiking variants.
+
+Every module maps ``[T, B, ...] -> [T, B, ...]``. Spiking models run T timesteps with
+LIF activations; ANNs are the same network with ReLU and T = 1, so that analyses,
+hooks and the Brain-Score wrapper treat both alike. Module and parameter names follow
+torchvision's ``resnet18`` (and spikingjelly's ``spiking_resnet18``), so their
+state_dicts load 1:1; activations are named ``act1``/``act2``.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Callable, Optional
+
+import torch
+from torch import nn
+from spikingjelly.activation_based import functional, layer
+
+from ..config import BLOCKS, ModelConfig
+
+Activation = Callable[[], nn.Module]
+
+
+def _conv(in_ch: int, out_ch: int, kernel: int, stride: int) -> nn.Module:
+    return layer.Conv2d(in_ch, out_ch, kernel, stride, padding=kernel // 2, bias=False, step_mode="m")
+
+
+def _bn(ch: int) -> nn.Module:
+    return layer.BatchNorm2d(ch, step_mode="m")
+
+
+class BasicBlock(nn.Module):
+    """conv3x3-BN-act-conv3x3-BN, residual add, act. Input/output ``[T, B, C, H, W]``."""
+
+    def __init__(self, in_ch: int, out_ch: int, stride: int, activation: Activation):
+        super().__init__()
+        self.conv1 = _conv(in_ch, out_ch, 3, stride)
+        self.bn1 = _bn(out_ch)
+        self.act1 = activation()
+        self.conv2 = _conv(out_ch, out_ch, 3, 1)
+        self.bn2 = _bn(out_ch)
+        self.downsample: Optional[nn.Module] = None
+        if stride != 1 or in_ch != out_ch:
+            self.downsample = nn.Sequential(_conv(in_ch, out_ch, 1, stride), _bn(out_ch))
+        self.act2 = activation()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.act1(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return self.act2(out + identity)
+
+
+class ResNet18(nn.Module):
+    """ResNet-18 with a width multiplier and an ``imagenet`` or ``small`` stem.
+
+    ``forward(x)`` takes images ``[B, C, H, W]`` (direct encoding: the same image at
+    every timestep) or per-timestep inputs ``[T, B, C, H, W]`` and returns logits
+    ``[B, num_classes]`` averaged over T.
+    """
+
+    def __init__(self, config: ModelConfig, activation: Activation):
+        super().__init__()
+        self.config = config
+        widths = [max(1, round(w * config.width)) for w in (64, 128, 256, 512)]
+        if config.stem == "imagenet":
+            self.conv1 = _conv(config.in_channels, widths[0], 7, 2)
+            self.maxpool = layer.MaxPool2d(3, 2, 1, step_mode="m")
+        else:
+            self.conv1 = _conv(config.in_channels, widths[0], 3, 1)
+            self.maxpool = nn.Identity()
+        self.bn1 = _bn(widths[0])
+        self.act1 = activation()
+        in_ch = widths[0]
+        for stage, out_ch in enumerate(widths, start=1):
+            stride = 1 if stage == 1 else 2
+            blocks = [BasicBlock(in_ch, out_ch, stride, activation), BasicBlock(out_ch, out_ch, 1, activation)]
+            self.add_module(f"layer{stage}", nn.Sequential(*blocks))
+            in_ch = out_ch
+        self.avgpool = layer.AdaptiveAvgPool2d((1, 1), step_mode="m")
+        self.fc = layer.Linear(in_ch, config.num_classes, step_mode="m")
+
+    @property
+    def timesteps(self) -> int:
+        """Timesteps per forward (1 for ANNs)."""
+        return self.config.timesteps or 1
+
+    @property
+    def is_spiking(self) -> bool:
+        return self.config.timesteps is not None
+
+    def set_timesteps(self, timesteps: int) -> None:
+        """Change T for inference (e.g. entropy at several T); spiking models only."""
+        if not self.is_spiking:
+            raise ValueError(f"{self.config.arch} is not a spiking model")
+        self.config = self.config.replace(timesteps=timesteps)
+
+    def _stem(self, x: torch.Tensor) -> torch.Tensor:
+        """Images ``[B, C, H, W]`` or ``[T, B, C, H, W]`` -> stem output ``[T, B, C', H', W']``.
+
+        With direct encoding the T input frames are identical, so conv1 and bn1 are
+        computed once and repeated: the same values and gradients for a T-th of the
+        cost (BN statistics over T identical copies equal those over one copy).
+        """
+        if x.ndim == 4:
+            x = self.bn1(self.conv1(x.unsqueeze(0)))
+            x = x.expand(self.timesteps, *x.shape[1:])
+        elif x.ndim == 5:
+            x = self.bn1(self.conv1(x))
+        else:
+            raise ValueError(f"expected input [B, C, H, W] or [T, B, C, H, W], got shape {tuple(x.shape)}")
+        return self.maxpool(self.act1(x))
+
+    def forward_blocks(self, x: torch.Tensor) -> tuple[torch.Tensor, "OrderedDict[str, torch.Tensor]"]:
+        """Logits ``[B, num_classes]`` and the 8 residual-block outputs ``{name: [T, B, C, H, W]}``.
+
+        Block outputs are spikes in {0, 1} for spiking models and ReLU activations
+        (T = 1) for ANNs. Neuron state is reset first, so results never depend on a
+        previous batch.
+        """
+        functional.reset_net(self)
+        out = self._stem(x)
+        blocks: "OrderedDict[str, torch.Tensor]" = OrderedDict()
+        for name in BLOCKS:
+            stage, index = name.split(".")
+            out = getattr(self, stage)[int(index)](out)
+            blocks[name] = out
+        out = self.avgpool(out).flatten(2)
+        return self.fc(out).mean(0), blocks
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_blocks(x)[0]
+
+    def block_dims(self) -> "OrderedDict[str, tuple[int, int, int]]":
+        """(C, H, W) of each block output at ``config.input_size``, from a probe forward."""
+        was_training = self.training
+        self.eval()
+        probe = torch.zeros(1, self.config.in_channels, self.config.input_size, self.config.input_size,
+                            device=next(self.parameters()).device)
+        saved = self.config
+        try:
+            if self.is_spiking:
+                self.config = saved.replace(timesteps=1)
+            with torch.no_grad():
+                _, blocks = self.forward_blocks(probe)
+        finally:
+            self.config = saved
+            self.train(was_training)
+            functional.reset_net(self)
+        return OrderedDict((name, tuple(t.shape[2:])) for name, t in blocks.items())
+
+
+def relu() -> nn.Module:
+    return nn.ReLU(inplace=True)

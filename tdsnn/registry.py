@@ -1,0 +1,132 @@
+"""Model registry: ``model_registry.yaml`` variants -> configs -> models (timm-style).
+
+Names are ``arch`` or ``arch.tag``. A bare ``arch`` resolves to the variant marked
+``default: true`` when there is one, else to the architecture's own defaults.
+"""
+from __future__ import annotations
+
+import fnmatch
+import functools
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+from torch import nn
+
+from .checkpoint import CheckpointError, PathLike, load_state, read_checkpoint
+from .config import ModelConfig
+from .models import ARCHITECTURES
+
+REGISTRY_PATH = Path(os.environ.get("TDSNN_REGISTRY", Path(__file__).resolve().parent.parent / "model_registry.yaml"))
+
+
+class UnknownModelError(KeyError):
+    """A model name that is neither a registered architecture nor a variant."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+@dataclass(frozen=True)
+class Weights:
+    """Where a variant's weights live: ``path`` (relative to the registry file) and sha256."""
+    path: Optional[str] = None
+    sha256: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One resolved registry entry."""
+    name: str
+    arch: str
+    config: ModelConfig
+    region_layer_map: dict[str, str]
+    weights: Optional[Weights] = None
+    data: Optional[str] = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@functools.lru_cache(maxsize=4)
+def _read_registry(path: Path) -> dict[str, Any]:
+    with open(path) as f:
+        raw = yaml.safe_load(f) or {}
+    unknown = set(raw.get("architectures", {})) - set(ARCHITECTURES)
+    if unknown:
+        raise ValueError(f"{path}: architectures without an implementation: {sorted(unknown)}")
+    return raw
+
+
+def _registry() -> dict[str, Any]:
+    return _read_registry(REGISTRY_PATH)
+
+
+def list_models(pattern: str = "*") -> list[str]:
+    """Architecture and ``arch.tag`` variant names matching a shell-style ``pattern``, sorted."""
+    reg = _registry()
+    names = set(reg.get("architectures", {})) | set(reg.get("variants") or {})
+    return sorted(n for n in names if fnmatch.fnmatch(n, pattern))
+
+
+def resolve(name: str) -> ModelEntry:
+    """The registry entry for ``arch`` or ``arch.tag``."""
+    reg = _registry()
+    archs = reg.get("architectures", {})
+    variants = reg.get("variants") or {}
+    if name in archs:
+        defaults = [v for v, spec in variants.items() if v.split(".")[0] == name and spec.get("default")]
+        if defaults:
+            name = defaults[0]
+    arch = name.split(".")[0]
+    if arch not in archs or (name != arch and name not in variants):
+        raise UnknownModelError(f"unknown model {name!r}; registered models: {', '.join(list_models())}")
+    arch_spec = archs[arch] or {}
+    spec = variants.get(name, {}) if name != arch else {}
+    config = ModelConfig.from_dict({"arch": arch, **(arch_spec.get("config") or {})})
+    config = config.replace(**(spec.get("config") or {}))
+    region_map = {**reg.get("region_layer_map", {}), **(arch_spec.get("region_layer_map") or {}),
+                  **(spec.get("region_layer_map") or {})}
+    weights = Weights(**spec["weights"]) if spec.get("weights") else None
+    extra = {k: v for k, v in spec.items() if k not in ("config", "region_layer_map", "weights", "data", "default")}
+    return ModelEntry(name=name, arch=arch, config=config, region_layer_map=region_map,
+                      weights=weights, data=spec.get("data"), extra=extra)
+
+
+def build(config: ModelConfig) -> nn.Module:
+    """A freshly initialised model for ``config``."""
+    return ARCHITECTURES[config.arch](config)
+
+
+def create_model(name: str, pretrained: bool = False, weights: Optional[PathLike] = None, **overrides) -> nn.Module:
+    """Build a registered model.
+
+    Args:
+        name: ``arch`` or ``arch.tag`` (see ``list_models()``).
+        pretrained: load the variant's registered weights (sha256-checked).
+        weights: load this checkpoint file instead (no sha256 pin).
+        **overrides: ModelConfig fields, e.g. ``timesteps=8``, ``width=0.5``,
+            ``stem="small"``, ``num_classes=10``, ``input_size=32``,
+            ``neuron={"tau": 3.0}``.
+    """
+    entry = resolve(name)
+    model = build(entry.config.replace(**overrides))
+    if weights is not None:
+        _, state = read_checkpoint(weights)
+        load_state(model, state, str(weights))
+    elif pretrained:
+        if entry.weights is None or entry.weights.path is None:
+            raise CheckpointError(f"{entry.name} has no registered weights; "
+                                  f"variants with weights: {', '.join(n for n in list_models() if '.' in n) or 'none'}")
+        path = REGISTRY_PATH.parent / entry.weights.path
+        _, state = read_checkpoint(path, expected_sha256=entry.weights.sha256)
+        load_state(model, state, str(path))
+    return model
+
+
+def load_model(path: PathLike, expected_sha256: Optional[str] = None) -> nn.Module:
+    """Rebuild a model from a checkpoint file written by ``checkpoint.save_model``."""
+    config, state = read_checkpoint(path, expected_sha256)
+    model = build(config)
+    load_state(model, state, str(path))
+    return model

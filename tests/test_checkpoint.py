@@ -1,0 +1,52 @@
+import pytest
+import torch
+
+import tdsnn
+from tdsnn.checkpoint import CheckpointError, read_checkpoint, save_model, sha256_file
+
+from conftest import TINY
+
+
+@pytest.mark.parametrize("name", ["resnet18", "sresnet18", "tsresnet18"])
+def test_round_trip_rebuilds_model(tmp_path, name):
+    model = tdsnn.create_model(name, **TINY)
+    path = tmp_path / f"{name}.safetensors"
+    digest = save_model(model, path)
+    assert digest == sha256_file(path) and len(digest) == 64
+    loaded = tdsnn.load_model(path, expected_sha256=digest)
+    assert loaded.config == model.config
+    for key, value in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value), key
+    assert not list(tmp_path.glob(".*.tmp"))  # atomic write leaves nothing behind
+
+
+def test_half_storage_keeps_sheets_exact(tmp_path):
+    model = tdsnn.create_model("tsresnet18", **TINY)
+    path = tmp_path / "m.safetensors"
+    save_model(model, path, half=True)
+    _, state = read_checkpoint(path)
+    assert state["conv1.weight"].dtype == torch.float16
+    assert state["bn1.running_var"].dtype == torch.float16
+    sheet_keys = [k for k in state if k.startswith("sheets.")]
+    assert sheet_keys and all(torch.equal(state[k], model.state_dict()[k]) for k in sheet_keys)
+    loaded = tdsnn.create_model("tsresnet18", **TINY, weights=path)
+    torch.testing.assert_close(loaded.conv1.weight, model.conv1.weight, atol=1e-3, rtol=1e-3)
+
+
+def test_bad_checkpoints_are_refused(tmp_path):
+    model = tdsnn.create_model("sresnet18", **TINY)
+    path = tmp_path / "m.safetensors"
+    digest = save_model(model, path)
+    with pytest.raises(CheckpointError, match="sha256 mismatch"):
+        tdsnn.load_model(path, expected_sha256="0" * 64)
+    with pytest.raises(CheckpointError, match="not found"):
+        tdsnn.load_model(tmp_path / "missing.safetensors")
+    corrupt = tmp_path / "corrupt.safetensors"
+    corrupt.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(CheckpointError, match="not a readable safetensors"):
+        tdsnn.load_model(corrupt)
+    with pytest.raises(CheckpointError, match="does not fit"):
+        tdsnn.create_model("sresnet18", width=0.5, num_classes=5, input_size=32, stem="small", weights=path)
+    with pytest.raises(CheckpointError, match="no registered weights"):
+        tdsnn.create_model("sresnet18", pretrained=True)
+    assert sha256_file(path) == digest  # nothing was modified
