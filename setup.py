@@ -22,5 +22,6 @@ setup(
         "pyyaml",
         "huggingface_hub",
     ],
-    extras_require={"test": ["pytest"]},
+    extras_require={"test": ["pytest", "pytest-check"]},
+    entry_points={"console_scripts": ["tdsnn-train = tdsnn.train:main"]},
 )

@@ -34,6 +34,17 @@ def sha256_file(path: PathLike) -> str:
     return digest.hexdigest()
 
 
+def state_sha256(model: nn.Module) -> str:
+    """sha256 of a model's state_dict (names, dtypes, shapes and values): a content
+    fingerprint for models that do not come from a file."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        tensor = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)};".encode())
+        digest.update(tensor.view(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return digest.hexdigest()
+
+
 def atomic_write(path: PathLike, write: Callable[[str], None]) -> None:
     """Call ``write(tmp_path)`` on a temporary file beside ``path``, then move it into place."""
     path = Path(path)

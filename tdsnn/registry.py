@@ -8,7 +8,7 @@ from __future__ import annotations
 import fnmatch
 import functools
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
@@ -17,6 +17,7 @@ from torch import nn
 
 from .checkpoint import CheckpointError, PathLike, load_state, read_checkpoint
 from .config import ModelConfig
+from .data import DataSpec, Preprocessing
 from .models import ARCHITECTURES
 
 REGISTRY_PATH = Path(os.environ.get("TDSNN_REGISTRY", Path(__file__).resolve().parent.parent / "model_registry.yaml"))
@@ -43,9 +44,10 @@ class ModelEntry:
     arch: str
     config: ModelConfig
     region_layer_map: dict[str, str]
+    preprocessing: Preprocessing
+    temporal: dict[str, float]
     weights: Optional[Weights] = None
     data: Optional[str] = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @functools.lru_cache(maxsize=4)
@@ -88,9 +90,11 @@ def resolve(name: str) -> ModelEntry:
     region_map = {**reg.get("region_layer_map", {}), **(arch_spec.get("region_layer_map") or {}),
                   **(spec.get("region_layer_map") or {})}
     weights = Weights(**spec["weights"]) if spec.get("weights") else None
-    extra = {k: v for k, v in spec.items() if k not in ("config", "region_layer_map", "weights", "data", "default")}
+    data = spec.get("data")
+    preprocessing = DataSpec.parse(data).preprocessing(config.input_size) if data else Preprocessing(config.input_size)
+    temporal = {**reg.get("temporal", {}), **(spec.get("temporal") or {})}
     return ModelEntry(name=name, arch=arch, config=config, region_layer_map=region_map,
-                      weights=weights, data=spec.get("data"), extra=extra)
+                      preprocessing=preprocessing, temporal=temporal, weights=weights, data=data)
 
 
 def build(config: ModelConfig) -> nn.Module:
@@ -104,17 +108,22 @@ def create_model(name: str, pretrained: bool = False, weights: Optional[PathLike
     Args:
         name: ``arch`` or ``arch.tag`` (see ``list_models()``).
         pretrained: load the variant's registered weights (sha256-checked).
-        weights: load this checkpoint file instead (no sha256 pin).
+        weights: load this checkpoint file instead; the model takes the checkpoint's
+            own config (its architecture must be ``name``'s).
         **overrides: ModelConfig fields, e.g. ``timesteps=8``, ``width=0.5``,
             ``stem="small"``, ``num_classes=10``, ``input_size=32``,
             ``neuron={"tau": 3.0}``.
     """
     entry = resolve(name)
-    model = build(entry.config.replace(**overrides))
     if weights is not None:
-        _, state = read_checkpoint(weights)
+        config, state = read_checkpoint(weights)
+        if config.arch != entry.arch:
+            raise CheckpointError(f"{weights} holds a {config.arch}, not a {entry.arch}")
+        model = build(config.replace(**overrides))
         load_state(model, state, str(weights))
-    elif pretrained:
+        return model
+    model = build(entry.config.replace(**overrides))
+    if pretrained:
         if entry.weights is None or entry.weights.path is None:
             raise CheckpointError(f"{entry.name} has no registered weights; "
                                   f"variants with weights: {', '.join(n for n in list_models() if '.' in n) or 'none'}")

@@ -29,7 +29,7 @@ def test_half_storage_keeps_sheets_exact(tmp_path):
     assert state["bn1.running_var"].dtype == torch.float16
     sheet_keys = [k for k in state if k.startswith("sheets.")]
     assert sheet_keys and all(torch.equal(state[k], model.state_dict()[k]) for k in sheet_keys)
-    loaded = tdsnn.create_model("tsresnet18", **TINY, weights=path)
+    loaded = tdsnn.create_model("tsresnet18", weights=path)
     torch.testing.assert_close(loaded.conv1.weight, model.conv1.weight, atol=1e-3, rtol=1e-3)
 
 
@@ -46,7 +46,10 @@ def test_bad_checkpoints_are_refused(tmp_path):
     with pytest.raises(CheckpointError, match="not a readable safetensors"):
         tdsnn.load_model(corrupt)
     with pytest.raises(CheckpointError, match="does not fit"):
-        tdsnn.create_model("sresnet18", width=0.5, num_classes=5, input_size=32, stem="small", weights=path)
+        tdsnn.create_model("sresnet18", width=0.5, weights=path)
+    with pytest.raises(CheckpointError, match="holds a sresnet18, not a resnet18"):
+        tdsnn.create_model("resnet18", weights=path)
+    assert tdsnn.create_model("sresnet18", weights=path, timesteps=2).config.timesteps == 2
     with pytest.raises(CheckpointError, match="no registered weights"):
         tdsnn.create_model("sresnet18", pretrained=True)
     assert sha256_file(path) == digest  # nothing was modified

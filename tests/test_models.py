@@ -9,7 +9,7 @@ import tdsnn
 from tdsnn.config import BLOCKS, ModelConfig
 from tdsnn.registry import build
 
-from conftest import TINY
+from conftest import TINY, make_firing
 
 ARCHS = ["resnet18", "toponet_resnet18", "sresnet18", "tsresnet18"]
 
@@ -56,11 +56,7 @@ def test_config_rebuilds_model_exactly(name):
 
 @pytest.mark.parametrize("name", ["sresnet18", "tsresnet18"])
 def test_outputs_do_not_depend_on_previous_batch(name):
-    model = tdsnn.create_model(name, **TINY).eval()
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):  # untrained nets are silent in eval mode
-            m.weight.data.fill_(2.0)
-            m.bias.data.fill_(0.6)
+    model = make_firing(tdsnn.create_model(name, **TINY)).eval()
     a, b = torch.rand(2, 3, 32, 32), torch.rand(4, 3, 32, 32)
     with torch.no_grad():
         fresh = model(b)
@@ -134,6 +130,8 @@ def test_overrides_and_errors():
         tdsnn.create_model("sresnet18", depth=50)
     with pytest.raises(ValueError, match="unknown NeuronConfig options"):
         tdsnn.create_model("sresnet18", neuron={"tua": 2.0})
+    with pytest.raises(ValueError, match="is an ANN: timesteps must be None"):
+        tdsnn.create_model("resnet18", timesteps=4)
     with pytest.raises(ValueError, match="stem"):
         tdsnn.create_model("resnet18", stem="huge")
 
@@ -150,3 +148,17 @@ def test_toponet_rejects_sheets_smaller_than_factor():
     with pytest.raises(ValueError, match="smaller than the topoloss factor 3.0"):
         tdsnn.create_model("toponet_resnet18", **{**TINY, "width": 0.125})
     assert tdsnn.create_model("toponet_resnet18", **{**TINY, "width": 0.125}, topoloss={"factor": 2.0})
+
+
+@pytest.mark.parametrize("name", ARCHS)
+def test_stepwise_inference_equals_forward(name):
+    model = make_firing(tdsnn.create_model(name, **TINY)).eval()
+    x = torch.rand(3, 3, 32, 32)
+    calls = []
+    model.layer2[0].register_forward_hook(lambda m, i, o: calls.append(o.shape[0]))
+    with torch.no_grad():
+        full, stepwise = model(x), model.forward_stepwise(x)
+        per_step = model.forward_stepwise(x.unsqueeze(0).expand(model.timesteps, -1, -1, -1, -1))
+    torch.testing.assert_close(stepwise, full, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(per_step, full, atol=1e-5, rtol=1e-5)
+    assert calls == [model.timesteps] + [1] * (2 * model.timesteps)

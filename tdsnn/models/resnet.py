@@ -60,6 +60,8 @@ class ResNet18(nn.Module):
 
     def __init__(self, config: ModelConfig, activation: Activation):
         super().__init__()
+        if activation is relu and config.timesteps is not None:
+            raise ValueError(f"{config.arch} is an ANN: timesteps must be None, got {config.timesteps}")
         self.config = config
         widths = [max(1, round(w * config.width)) for w in (64, 128, 256, 512)]
         if config.stem == "imagenet":
@@ -94,21 +96,28 @@ class ResNet18(nn.Module):
             raise ValueError(f"{self.config.arch} is not a spiking model")
         self.config = self.config.replace(timesteps=timesteps)
 
-    def _stem(self, x: torch.Tensor) -> torch.Tensor:
-        """Images ``[B, C, H, W]`` or ``[T, B, C, H, W]`` -> stem output ``[T, B, C', H', W']``.
+    def _stem_drive(self, x: torch.Tensor) -> torch.Tensor:
+        """Images ``[B, C, H, W]`` or ``[T, B, C, H, W]`` -> input of the stem neurons, ``[1 or T, B, C', H', W']``.
 
         With direct encoding the T input frames are identical, so conv1 and bn1 are
-        computed once and repeated: the same values and gradients for a T-th of the
-        cost (BN statistics over T identical copies equal those over one copy).
+        computed once, for a T-th of the cost (BN statistics over T identical copies
+        equal those over one copy).
         """
         if x.ndim == 4:
-            x = self.bn1(self.conv1(x.unsqueeze(0)))
-            x = x.expand(self.timesteps, *x.shape[1:])
-        elif x.ndim == 5:
-            x = self.bn1(self.conv1(x))
-        else:
+            x = x.unsqueeze(0)
+        elif x.ndim != 5:
             raise ValueError(f"expected input [B, C, H, W] or [T, B, C, H, W], got shape {tuple(x.shape)}")
-        return self.maxpool(self.act1(x))
+        return self.bn1(self.conv1(x))
+
+    def _body(self, drive: torch.Tensor) -> tuple[torch.Tensor, "OrderedDict[str, torch.Tensor]"]:
+        """Stem neurons onwards: ``[T', B, ...]`` -> logits ``[T', B, classes]`` and block outputs."""
+        out = self.maxpool(self.act1(drive))
+        blocks: "OrderedDict[str, torch.Tensor]" = OrderedDict()
+        for name in BLOCKS:
+            stage, index = name.split(".")
+            out = getattr(self, stage)[int(index)](out)
+            blocks[name] = out
+        return self.fc(self.avgpool(out).flatten(2)), blocks
 
     def forward_blocks(self, x: torch.Tensor) -> tuple[torch.Tensor, "OrderedDict[str, torch.Tensor]"]:
         """Logits ``[B, num_classes]`` and the 8 residual-block outputs ``{name: [T, B, C, H, W]}``.
@@ -118,17 +127,30 @@ class ResNet18(nn.Module):
         previous batch.
         """
         functional.reset_net(self)
-        out = self._stem(x)
-        blocks: "OrderedDict[str, torch.Tensor]" = OrderedDict()
-        for name in BLOCKS:
-            stage, index = name.split(".")
-            out = getattr(self, stage)[int(index)](out)
-            blocks[name] = out
-        out = self.avgpool(out).flatten(2)
-        return self.fc(out).mean(0), blocks
+        drive = self._stem_drive(x)
+        if drive.shape[0] == 1:
+            drive = drive.expand(self.timesteps, *drive.shape[1:])
+        logits, blocks = self._body(drive)
+        return logits.mean(0), blocks
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_blocks(x)[0]
+
+    def forward_stepwise(self, x: torch.Tensor) -> torch.Tensor:
+        """``forward`` computed one timestep at a time, for inference.
+
+        Neuron state carries over between steps, so in eval mode the logits equal
+        ``forward``'s, but memory does not grow with T; forward hooks fire once per
+        step with ``[1, B, ...]`` outputs. (In train mode BN would use per-step
+        statistics.)
+        """
+        functional.reset_net(self)
+        drive = self._stem_drive(x)
+        logits = 0
+        for t in range(self.timesteps):
+            logits = logits + self._body(drive[t if drive.shape[0] > 1 else 0].unsqueeze(0))[0][0]
+        functional.reset_net(self)
+        return logits / self.timesteps
 
     def block_dims(self) -> "OrderedDict[str, tuple[int, int, int]]":
         """(C, H, W) of each block output at ``config.input_size``, from a probe forward."""

@@ -41,7 +41,8 @@ class TopoNetResNet18(ResNet18):
             for name in topoloss_layers(self)
         ])
 
-    def topo_loss(self, blocks: Optional[Mapping[str, torch.Tensor]] = None) -> tuple[torch.Tensor, dict[str, float]]:
-        """TopoLoss on the current weights (block outputs are not needed)."""
+    def topo_loss(self, blocks: Optional[Mapping[str, torch.Tensor]] = None,
+                  generator: Optional[torch.Generator] = None) -> tuple[torch.Tensor, dict[str, float]]:
+        """TopoLoss on the current weights (the block outputs and generator of the STC interface are unused)."""
         total = self.topoloss.compute(model=self)
         return total, {"topoloss": float(total.detach())}

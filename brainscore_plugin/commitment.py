@@ -1,0 +1,159 @@
+"""Brain-Score models of registered tdsnn variants (``model_registry.yaml``).
+
+``brain_model(name)`` is the rate-coded ``ModelCommitment``; ``brain_model(name,
+temporal=True)`` returns one time bin per group of timesteps. Both attach the cortical
+sheet positions (``tissue_x``, ``tissue_y`` in mm) as neuroid coordinates where the model
+has sheets, and their identifiers carry T and the weights' short sha256 so that
+Brain-Score's activation cache never serves stale activations after retraining.
+"""
+from __future__ import annotations
+
+import functools
+import os
+from typing import Optional
+
+os.environ.setdefault("BS_INSTALL_DEPENDENCIES", "no")
+
+import numpy as np
+import torch
+from brainscore_core.supported_data_standards.brainio.assemblies import NeuroidAssembly, walk_coords
+from brainscore_vision.model_helpers.activations.pytorch import load_preprocess_images
+from brainscore_vision.model_helpers.brain_transformation import ModelCommitment
+from brainscore_vision.model_helpers.brain_transformation.neural import LayerMappedModel
+from brainscore_vision.model_helpers.brain_transformation.temporal import TemporalAligned
+
+import tdsnn
+from tdsnn.checkpoint import sha256_file, state_sha256
+from tdsnn.registry import ModelEntry, resolve
+
+from .activations import TIME_SEPARATOR, SpikingActivationsModel
+
+VISUAL_DEGREES = 8
+BEHAVIORAL_READOUT_LAYER = "avgpool"
+
+
+def load_network(name: str, weights: Optional[str] = None) -> tuple[ModelEntry, torch.nn.Module, str]:
+    """Registry entry, model (registered weights when it has them, else ``weights`` or its
+    initialisation) and the sha256 of those weights."""
+    entry = resolve(name)
+    if weights is not None:
+        return entry, tdsnn.create_model(name, weights=weights), sha256_file(weights)
+    if entry.weights is not None:
+        return entry, tdsnn.create_model(name, pretrained=True), entry.weights.sha256
+    model = tdsnn.create_model(name)
+    return entry, model, state_sha256(model)
+
+
+def model_identifier(entry: ModelEntry, model: torch.nn.Module, sha256: str) -> str:
+    """``<name>-T<T>-<sha8>`` for spiking models, ``<name>-<sha8>`` for ANNs."""
+    timesteps = f"-T{model.config.timesteps}" if model.is_spiking else ""
+    return f"{entry.name}{timesteps}-{sha256[:8]}"
+
+
+def activations_model(name: str, weights: Optional[str] = None, steps_per_bin: int = 1,
+                      batch_size: int = 64) -> tuple[ModelEntry, SpikingActivationsModel]:
+    """The rate-coded activations model of a registered variant."""
+    entry, model, sha = load_network(name, weights)
+    preprocessing = functools.partial(load_preprocess_images, image_size=model.config.input_size,
+                                      normalize_mean=entry.preprocessing.mean, normalize_std=entry.preprocessing.std)
+    return entry, SpikingActivationsModel(model, model_identifier(entry, model, sha), preprocessing,
+                                          steps_per_bin=steps_per_bin, batch_size=batch_size)
+
+
+class SheetLayerMappedModel(LayerMappedModel):
+    """``LayerMappedModel`` that adds cortical positions and, when ``time_bins`` is set,
+    returns ``presentation x neuroid x time_bin``.
+
+    time_bins: ``[(start_ms, end_ms), ...]``, one per group of ``steps_per_bin`` timesteps.
+    """
+
+    def __init__(self, identifier, activations_model: SpikingActivationsModel, region_layer_map,
+                 visual_degrees, time_bins: Optional[list[tuple[float, float]]] = None):
+        super().__init__(identifier=identifier, activations_model=activations_model,
+                         region_layer_map=region_layer_map, visual_degrees=visual_degrees)
+        self.time_bins = time_bins
+
+    def run_activations(self, stimuli, layers, number_of_trials=1, require_variance=None):
+        if self.time_bins is None:
+            return self._with_tissue(super().run_activations(stimuli, layers, number_of_trials, require_variance))
+        binned = [f"{layer}{TIME_SEPARATOR}{k}" for layer in layers for k in range(len(self.time_bins))]
+        flat = super().run_activations(stimuli, binned, number_of_trials, require_variance)
+        return self._with_tissue(self._stack_time_bins(flat, layers))
+
+    def _stack_time_bins(self, flat: NeuroidAssembly, layers: list[str]) -> NeuroidAssembly:
+        """Neuroids of ``layer@t<k>`` -> one neuroid per unit of ``layer`` with a time_bin axis."""
+        names = flat["layer"].values
+        stacks, neuroid_coords = [], {}
+        for layer in layers:
+            per_bin = [flat.values[:, names == f"{layer}{TIME_SEPARATOR}{k}"] for k in range(len(self.time_bins))]
+            stacks.append(np.stack(per_bin, axis=-1))
+            first = flat.isel(neuroid=np.flatnonzero(names == f"{layer}{TIME_SEPARATOR}0"))
+            for coord, dims, values in walk_coords(first):
+                if dims == ("neuroid",):
+                    neuroid_coords.setdefault(coord, []).append(values)
+        neuroid = {coord: ("neuroid", np.concatenate(values)) for coord, values in neuroid_coords.items()}
+        neuroid["layer"] = ("neuroid", np.concatenate([[layer] * s.shape[1] for layer, s in zip(layers, stacks)]))
+        neuroid["neuroid_id"] = ("neuroid", np.array([f"{m}.{layer}.{n}" for m, layer, n in zip(
+            neuroid["model"][1], neuroid["layer"][1], neuroid["neuroid_num"][1])]))
+        presentation = {coord: (dims, values) for coord, dims, values in walk_coords(flat)
+                        if dims == ("presentation",)}
+        time = {"time_bin_start": ("time_bin", [start for start, _ in self.time_bins]),
+                "time_bin_end": ("time_bin", [end for _, end in self.time_bins])}
+        return NeuroidAssembly(np.concatenate(stacks, axis=1), coords={**presentation, **neuroid, **time},
+                               dims=["presentation", "neuroid", "time_bin"])
+
+    def _with_tissue(self, assembly: NeuroidAssembly) -> NeuroidAssembly:
+        """Add ``tissue_x``/``tissue_y`` (mm) for neuroids of layers with a cortical sheet (NaN elsewhere)."""
+        model = self.activations_model.model
+        if not hasattr(model, "sheets"):
+            return assembly
+        layers, nums = assembly["layer"].values, assembly["neuroid_num"].values
+        xy = np.full((len(layers), 2), np.nan)
+        for layer in np.unique(layers):
+            if layer in model.sheets_by_block():
+                mask = layers == layer
+                xy[mask] = model.sheet(layer).positions.cpu().numpy()[nums[mask].astype(int)]
+        return assembly.assign_coords(tissue_x=("neuroid", xy[:, 0]), tissue_y=("neuroid", xy[:, 1]))
+
+
+def time_bins_ms(entry: ModelEntry, timesteps: int, steps_per_bin: int) -> list[tuple[float, float]]:
+    """Bins ``[(start, end)]`` in ms: timestep t spans ``[t0 + t step, t0 + (t + 1) step)``."""
+    if timesteps % steps_per_bin:
+        raise ValueError(f"T = {timesteps} is not a multiple of steps_per_bin = {steps_per_bin}")
+    t0, step = entry.temporal["t0_ms"], entry.temporal["step_ms"]
+    width = step * steps_per_bin
+    return [(t0 + k * width, t0 + (k + 1) * width) for k in range(timesteps // steps_per_bin)]
+
+
+class TDSNNCommitment(ModelCommitment):
+    """``ModelCommitment`` of a registered tdsnn variant.
+
+    Region -> layer map from the registry (V1 = layer2.0, V2 = layer3.0, V4 = layer3.1,
+    IT = layer4.1 by default), ``visual_degrees`` = 8, behavioural readout ``avgpool``.
+    With ``temporal=True`` the neural output has one time bin per ``steps_per_bin``
+    timesteps, mapped to ms by the registry's ``t0_ms`` / ``step_ms``.
+    """
+
+    def __init__(self, name: str, weights: Optional[str] = None, temporal: bool = False, steps_per_bin: int = 1,
+                 batch_size: int = 64):
+        entry, activations = activations_model(name, weights, steps_per_bin, batch_size)
+        region_map = dict(entry.region_layer_map)
+        layers = list(dict.fromkeys([*region_map.values(), BEHAVIORAL_READOUT_LAYER]))
+        identifier = activations.identifier + ("-temporal" if temporal else "")
+        if temporal:
+            activations.identifier = identifier
+        super().__init__(identifier=identifier, activations_model=activations, layers=layers,
+                         behavioral_readout_layer=BEHAVIORAL_READOUT_LAYER, region_layer_map=region_map,
+                         visual_degrees=VISUAL_DEGREES)
+        model = activations.model
+        bins = time_bins_ms(entry, model.timesteps, steps_per_bin) if temporal else None
+        self.layer_model = TemporalAligned(SheetLayerMappedModel(identifier, activations, region_map,
+                                                                 VISUAL_DEGREES, time_bins=bins))
+        self.entry = entry
+
+
+def brain_model(name: str, weights: Optional[str] = None, temporal: bool = False, steps_per_bin: int = 1,
+                batch_size: int = 64) -> TDSNNCommitment:
+    """The Brain-Score model of registered variant ``name`` (see ``TDSNNCommitment``)."""
+    return TDSNNCommitment(name, weights=weights, temporal=temporal, steps_per_bin=steps_per_bin,
+                           batch_size=batch_size)

@@ -1,0 +1,117 @@
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from tdsnn.train import main, parse_args
+
+TINY = ["--width", "0.25", "--stem", "small", "--input-size", "16", "--batch-size", "16", "--workers", "0",
+        "--lr", "0.002", "--warmup-epochs", "0.5"]
+
+
+def run(out, *args):
+    return main(["--data", "synthetic:64", "--out", str(out), *TINY, *args])
+
+
+def weights(path):
+    return load_file(str(path))
+
+
+def test_config_layers(tmp_path):
+    config_file = tmp_path / "c.yaml"
+    config_file.write_text("model: sresnet18\nepochs: 7\nlr: 0.1\nmodel_options: {timesteps: 3}\n")
+    cfg, resume = parse_args(["--config", str(config_file), "--lr", "0.5", "--alpha", "10", "--resume"])
+    assert (cfg.model, cfg.epochs, cfg.lr, resume) == ("sresnet18", 7, 0.5, True)
+    assert cfg.model_options == {"timesteps": 3, "stc": {"alpha": 10.0}}
+
+
+def test_tsresnet18_pipeline_runs_every_stage_and_skips_done_ones(tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["--model", "tsresnet18", "--epochs", "1", "--timesteps", "2", "--swap-windows", "20",
+            "--swap-steps", "20", "--clusters", "2"]
+    assert run(out, *args) == 0
+    for stage in ("aux", "swap", "train"):
+        assert (out / stage / "stage.json").exists(), stage
+    swap = json.loads((out / "swap" / "stage.json").read_text())
+    assert set(swap["layers"]) == {"layer1.0", "layer1.1", "layer2.0", "layer2.1", "layer3.0", "layer3.1",
+                                   "layer4.0", "layer4.1"}
+    final = weights(out / "train" / "final.safetensors")
+    swapped = weights(out / "swap" / "positions.safetensors")
+    for block, pos in swapped.items():
+        assert torch.equal(final[f"sheets.{block.replace('.', '_')}.positions"], pos)
+    metrics = [json.loads(line) for line in (out / "train" / "metrics.jsonl").read_text().splitlines()]
+    assert {"train_ce", "train_stc_rate", "train_stc_sync", "train_rate", "val_acc"} <= set(metrics[0])
+    capsys.readouterr()
+    assert run(out, *args) == 0  # everything is done: all stages skipped
+    assert capsys.readouterr().out.count("skipped") == 3
+    assert run(out, *args[:-2], "--clusters", "3") == 2  # a different config is refused
+    assert (out / "config.yaml").exists()
+
+    reuse = tmp_path / "reuse"  # a trained SResNet18 serves as the auxiliary SNN
+    aux = out / "aux" / "final.safetensors"
+    assert run(reuse, *args, "--aux-weights", str(aux), "--max-steps", "1") == 0
+    assert json.loads((reuse / "aux" / "stage.json").read_text())["path"] == str(aux.resolve())
+    assert not (reuse / "aux" / "final.safetensors").exists()
+    assert torch.equal(weights(reuse / "swap" / "positions.safetensors")["layer2.0"], swapped["layer2.0"])
+    assert run(tmp_path / "bad", *args, "--aux-weights", str(out / "train" / "final.safetensors")) == 2
+
+
+@pytest.mark.parametrize("model", ["sresnet18", "toponet_resnet18"])
+def test_resume_is_bit_exact(tmp_path, model):
+    args = ["--model", model, "--epochs", "2"] + (["--timesteps", "2"] if model == "sresnet18" else [])
+    assert run(tmp_path / "straight", *args, "--max-steps", "6") == 0
+    assert run(tmp_path / "split", *args, "--max-steps", "3") == 0  # stops mid-epoch (4 steps per epoch)
+    assert not (tmp_path / "split" / "train" / "stage.json").exists()
+    assert run(tmp_path / "split", *args, "--max-steps", "6") == 2  # refuses to overwrite without --resume
+    assert run(tmp_path / "split", *args, "--max-steps", "6", "--resume") == 0
+    a = weights(tmp_path / "straight" / "train" / "last.safetensors")
+    b = weights(tmp_path / "split" / "train" / "last.safetensors")
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def test_corrupt_checkpoint_is_refused(tmp_path):
+    args = ["--model", "resnet18", "--epochs", "2", "--max-steps", "2"]
+    assert run(tmp_path, *args) == 0
+    state = tmp_path / "train" / "last.state.safetensors"
+    state.write_bytes(state.read_bytes()[:-8] + b"corrupt!")
+    assert run(tmp_path, "--model", "resnet18", "--epochs", "2", "--resume") == 2
+
+
+def test_nan_loss_stops_and_keeps_last_checkpoint(tmp_path, capsys):
+    code = run(tmp_path, "--model", "sresnet18", "--epochs", "3", "--timesteps", "2", "--lr", "1e20",
+               "--checkpoint-minutes", "0")
+    assert code == 3
+    err = capsys.readouterr().err
+    assert "loss became" in err and "last good checkpoint" in err
+    failed_at = int(re.search(r"step (\d+)", err).group(1))
+    record = json.loads((tmp_path / "train" / "last.json").read_text())
+    assert failed_at >= 1 and record["progress"]["step"] == failed_at  # saved before the bad step
+    assert not (tmp_path / "train" / "stage.json").exists()
+
+
+def test_missing_data_path_is_a_clear_error(tmp_path, capsys):
+    assert main(["--data", "imagenet:/nonexistent", "--out", str(tmp_path)]) == 2
+    assert "/nonexistent/train" in capsys.readouterr().err
+
+
+def test_ddp_two_cpu_ranks_stay_identical(tmp_path):
+    out = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+           "-m", "tdsnn.train", "--model", "tsresnet18", "--data", "synthetic:64", "--out", str(out), *TINY,
+           "--batch-size", "8", "--epochs", "1", "--aux-epochs", "1", "--timesteps", "2", "--swap-windows", "10",
+           "--swap-steps", "10", "--clusters", "2"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    record = json.loads((out / "train" / "stage.json").read_text())
+    prints = record["rank_fingerprints"]
+    assert len(prints) == 2 and prints[0] == prints[1] and prints[0] != 0
+    assert not list(Path(out).rglob("*.tmp"))
