@@ -149,6 +149,16 @@ def parse_args(argv=None) -> tuple[TrainConfig, bool]:
     return TrainConfig(**values), resume
 
 
+#: Options that do not change what a run computes, and those that only the aux/swap stages read.
+_VOLATILE = ("out", "workers", "max_steps", "checkpoint_minutes", "device")
+_PIPELINE_ONLY = ("aux_epochs", "aux_weights", "swap_windows", "swap_steps")
+
+
+def fit_options(cfg: TrainConfig) -> dict[str, Any]:
+    """The options that determine one stage's training (what checkpoints and stage markers record)."""
+    return {k: v for k, v in dataclasses.asdict(cfg).items() if k not in _VOLATILE + _PIPELINE_ONLY}
+
+
 def config_hash(payload: Any) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -376,10 +386,8 @@ def fit(model: nn.Module, stage_dir: Path, epochs: int, cfg: TrainConfig, rt: Ru
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     generator = torch.Generator().manual_seed(cfg.seed * 7919 + rt.rank)  # STC clusters differ per rank
     state = TrainingState(stage_dir)
-    run_config = json.loads(json.dumps(dataclasses.asdict(cfg) | {"model_config": model.config.to_dict(),
-                                                                   "world": rt.world}, default=str))
-    for volatile in ("max_steps", "workers", "checkpoint_minutes", "out", "device"):
-        run_config.pop(volatile, None)
+    run_config = json.loads(json.dumps(fit_options(cfg) | {"model_config": model.config.to_dict(),
+                                                           "world": rt.world}, default=str))
     progress = {"epoch": 0, "batch": 0, "step": 0, "metrics": []}
     if state.exists():
         if not resume:
@@ -523,14 +531,14 @@ def train_pipeline(cfg: TrainConfig, resume: bool = False) -> Path:
         out.mkdir(parents=True, exist_ok=True)
         atomic_write(out / "config.yaml", lambda tmp: Path(tmp).write_text(
             yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False)))
-    common = {k: v for k, v in dataclasses.asdict(cfg).items()
-              if k not in ("out", "workers", "max_steps", "checkpoint_minutes", "device")}
+    common = fit_options(cfg)
     positions: Optional[dict[str, torch.Tensor]] = None
+    positions_sha256: Optional[str] = None
 
     if entry.arch == "tsresnet18":
         aux_options = {k: v for k, v in options.items() if k not in ("sheet", "stc")}
-        aux_key = {**common, "stage": "aux", "model_options": aux_options,
-                   "epochs": cfg.aux_epochs, "model": "sresnet18", "aux_weights": cfg.aux_weights}
+        aux_key = {**common, "stage": "aux", "model_options": aux_options, "epochs": cfg.aux_epochs,
+                   "model": "sresnet18", "aux_weights": cfg.aux_weights}
 
         def train_aux(stage_dir: Path) -> dict:
             if cfg.aux_weights:
@@ -578,7 +586,7 @@ def train_pipeline(cfg: TrainConfig, resume: bool = False) -> Path:
         path = out / "swap" / "positions.safetensors"
         if sha256_file(path) != swap_record["sha256"]:
             raise CheckpointError(f"{path} does not match the sha256 recorded in {out / 'swap' / 'stage.json'}")
-        positions = load_file(str(path))
+        positions, positions_sha256 = load_file(str(path)), swap_record["sha256"]
 
     def train_main(stage_dir: Path) -> dict:
         torch.manual_seed(cfg.seed)
@@ -591,7 +599,9 @@ def train_pipeline(cfg: TrainConfig, resume: bool = False) -> Path:
             progress["sha256"] = save_model(model, stage_dir / "final.safetensors")
         return progress
 
-    record = run_stage("train", out, {**common, "stage": "train", "model_options": options}, rt, train_main)
+    train_key = {**common, "stage": "train", "model_options": options,
+                 "positions": positions_sha256}
+    record = run_stage("train", out, train_key, rt, train_main)
     final = out / "train" / ("final.safetensors" if record.get("finished", True) else "last.safetensors")
     if rt.main:
         print(f"{'finished' if record.get('finished', True) else 'stopped'}: {final}", flush=True)
