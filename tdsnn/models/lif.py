@@ -3,9 +3,10 @@
 ``lif_sequence`` is a pure function with a hand-written backward: the forward loop
 over T needs 2 elementwise passes per step and the backward recurrence 1, while
 everything that does not depend on the recurrence (surrogate derivative, reset
-gradient, input scaling) runs once over the whole ``[T, ...]`` tensor. On CPU this is
-about twice as fast as spikingjelly 2.0.0's reference op (BENCHMARKS.md), which is why
-it exists. ``LIFNode`` subclasses spikingjelly's ``LIFNode`` so state handling,
+gradient, input scaling) runs once over the whole ``[T, ...]`` tensor. spikingjelly
+2.0.0's CPU path runs several autograd ops per step instead, which kept a spiking
+training step well above T times an ANN step (BENCHMARKS.md, conv floor); that is why
+this exists. ``LIFNode`` subclasses spikingjelly's ``LIFNode`` so state handling,
 ``reset_net`` and monitors are spikingjelly's; on CUDA it defers to spikingjelly's
 Triton kernels.
 
