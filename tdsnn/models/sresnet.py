@@ -1,9 +1,22 @@
 """SResNet18: spiking ResNet-18 with multi-step LIF neurons (METHOD.md §1)."""
 from __future__ import annotations
 
-from ..config import ModelConfig
-from .lif import LIFNode
+from torch import nn
+from spikingjelly.activation_based import neuron, surrogate
+
+from ..config import ModelConfig, NeuronConfig
 from .resnet import ResNet18
+
+
+def lif(config: NeuronConfig) -> nn.Module:
+    """spikingjelly's multi-step LIF: input current ``[T, B, ...]`` -> spikes ``[T, B, ...]``.
+
+    H[t] = V[t-1] + (X[t] - (V[t-1] - V_reset)) / tau (decay_input), S[t] = H[t] >= V_th,
+    hard reset to V_reset, ATan surrogate gradient.
+    """
+    return neuron.LIFNode(tau=float(config.tau), decay_input=config.decay_input, v_threshold=config.v_threshold,
+                          v_reset=config.v_reset, surrogate_function=surrogate.ATan(alpha=config.surrogate_alpha),
+                          detach_reset=config.detach_reset, step_mode="m")
 
 
 class SResNet18(ResNet18):
@@ -15,4 +28,4 @@ class SResNet18(ResNet18):
     def __init__(self, config: ModelConfig):
         if config.timesteps is None or config.neuron is None:
             raise ValueError(f"{config.arch} needs timesteps and neuron options")
-        super().__init__(config, lambda: LIFNode(config.neuron))
+        super().__init__(config, lambda: lif(config.neuron))
