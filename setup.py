@@ -20,6 +20,7 @@ setup(
         "tqdm",
         "matplotlib",
         "pyyaml",
+        "ruamel.yaml",
         "huggingface_hub",
     ],
     extras_require={"test": ["pytest", "pytest-check"]},

@@ -270,3 +270,12 @@ def build_sheets(block_dims: Mapping[str, tuple[int, int, int]], config: SheetCo
         sheets[sheet_key(block)] = CorticalSheet.build(
             BLOCK_AREAS[block], tuple(block_dims[block]), first_height, config, generator)
     return sheets
+
+
+def model_sheet(model: torch.nn.Module, block: str) -> CorticalSheet:
+    """The cortical sheet of ``block``: the model's own, or for models without sheets the
+    initial retinotopic (unswapped) sheet a TSResNet18 of the same block sizes gets, so
+    that topography of non-topographic models is measured on the same positions."""
+    if hasattr(model, "sheets"):
+        return model.sheets[sheet_key(block)]
+    return build_sheets(model.block_dims(), model.config.sheet or SheetConfig())[sheet_key(block)]

@@ -24,6 +24,7 @@ import itertools
 import json
 import math
 import os
+import shlex
 import sys
 import time
 from dataclasses import dataclass, field
@@ -40,6 +41,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm import tqdm
 
 from . import __version__
+from .analysis.accuracy import top1_accuracy
 from .analysis.responses import block_rates
 from .checkpoint import CheckpointError, atomic_write, load_state, read_checkpoint, save_model, sha256_file
 from .config import BLOCKS
@@ -345,20 +347,6 @@ class NonFiniteLoss(RuntimeError):
 
 # ----------------------------------------------------------------------------- training loop
 
-@torch.no_grad()
-def evaluate(model: nn.Module, dataset: Dataset, cfg: TrainConfig, rt: Runtime) -> float:
-    """Top-1 accuracy (%) of ``model`` on ``dataset``."""
-    model.eval()
-    loader = DataLoader(dataset, batch_size=cfg.batch_size, num_workers=cfg.workers)
-    correct = total = 0
-    for images, labels in tqdm(loader, desc="eval", leave=False, disable=not rt.main):
-        logits = model(images.to(rt.device))
-        correct += int((logits.argmax(1).cpu() == labels).sum())
-        total += len(labels)
-    model.train()
-    return 100.0 * correct / max(1, total)
-
-
 def fit(model: nn.Module, stage_dir: Path, epochs: int, cfg: TrainConfig, rt: Runtime, train_set: Dataset,
         val_set: Dataset, resume: bool) -> dict:
     """Train ``model`` for ``epochs`` with AdamW + warm-up/cosine; checkpoints in ``stage_dir``.
@@ -455,7 +443,7 @@ def fit(model: nn.Module, stage_dir: Path, epochs: int, cfg: TrainConfig, rt: Ru
                **{f"train_{k}": v / max(1, seen) for k, v in sums.items()},
                "seconds": time.monotonic() - started}
         if rt.main:
-            row["val_acc"] = evaluate(model, val_set, cfg, rt)
+            row["val_acc"] = top1_accuracy(model, val_set, cfg.batch_size, rt.device, cfg.workers)
             print(json.dumps(row), flush=True)
             append_metrics(stage_dir, row)
         progress.update(epoch=epoch + 1, batch=0)
@@ -516,8 +504,10 @@ def grating_rates(model: nn.Module, preprocessing, size: int, rt: Runtime) -> di
     return block_rates(model, images, preprocessing, BLOCKS, device=rt.device)
 
 
-def train_pipeline(cfg: TrainConfig, resume: bool = False) -> Path:
-    """Run every stage of ``cfg.model``; returns the path of the final model checkpoint."""
+def train_pipeline(cfg: TrainConfig, resume: bool = False, command: Optional[str] = None) -> Path:
+    """Run every stage of ``cfg.model``; returns the path of the final model checkpoint.
+
+    command: the command line, recorded in ``OUT/command.txt`` by the first run."""
     cfg = cfg.resolved()
     rt = init_runtime(cfg.device)
     out = Path(cfg.out)
@@ -531,6 +521,8 @@ def train_pipeline(cfg: TrainConfig, resume: bool = False) -> Path:
         out.mkdir(parents=True, exist_ok=True)
         atomic_write(out / "config.yaml", lambda tmp: Path(tmp).write_text(
             yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False)))
+        if command and not (out / "command.txt").exists():
+            atomic_write(out / "command.txt", lambda tmp: Path(tmp).write_text(command + "\n"))
     common = fit_options(cfg)
     positions: Optional[dict[str, torch.Tensor]] = None
     positions_sha256: Optional[str] = None
@@ -612,8 +604,9 @@ def train_pipeline(cfg: TrainConfig, resume: bool = False) -> Path:
 
 def main(argv=None) -> int:
     cfg, resume = parse_args(argv)
+    command = "tdsnn-train " + shlex.join(sys.argv[1:] if argv is None else argv)
     try:
-        train_pipeline(cfg, resume=resume)
+        train_pipeline(cfg, resume=resume, command=command)
     except NonFiniteLoss as err:
         print(f"tdsnn-train: {err}", file=sys.stderr)
         return 3
