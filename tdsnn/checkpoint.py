@@ -26,6 +26,10 @@ class CheckpointError(RuntimeError):
     """A checkpoint is missing, corrupt, or does not match what was asked for."""
 
 
+class WeightsUnavailable(CheckpointError):
+    """Hub-hosted weights that cannot be fetched here (offline) and are not in the local cache."""
+
+
 def sha256_file(path: PathLike) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:

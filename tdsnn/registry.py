@@ -17,7 +17,7 @@ from torch import nn
 
 from .checkpoint import CheckpointError, PathLike, load_state, read_checkpoint
 from .config import ModelConfig
-from .data import DataSpec, Preprocessing
+from .data import DATASET_STATS, Preprocessing
 from .models import ARCHITECTURES
 
 REGISTRY_PATH = Path(os.environ.get("TDSNN_REGISTRY", Path(__file__).resolve().parent.parent / "model_registry.yaml"))
@@ -91,7 +91,8 @@ def resolve(name: str) -> ModelEntry:
                   **(spec.get("region_layer_map") or {})}
     weights = Weights(**spec["weights"]) if spec.get("weights") else None
     data = spec.get("data")
-    preprocessing = DataSpec.parse(data).preprocessing(config.input_size) if data else Preprocessing(config.input_size)
+    preprocessing = Preprocessing(config.input_size, *DATASET_STATS[data.partition(":")[0]]) if data \
+        else Preprocessing(config.input_size)
     temporal = {**reg.get("temporal", {}), **(spec.get("temporal") or {})}
     return ModelEntry(name=name, arch=arch, config=config, region_layer_map=region_map,
                       preprocessing=preprocessing, temporal=temporal, weights=weights, data=data)
