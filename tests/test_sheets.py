@@ -132,7 +132,7 @@ def test_sample_clusters_fewer_units_than_min_units():
 def test_cortical_sheet_build_and_sample():
     sheet = CorticalSheet.build("V1", (16, 4, 4), 8, SMALL, gen())
     assert sheet.positions.shape == (256, 2) and sheet.positions.dtype == torch.float32
-    assert sheet.clusters.dtype == torch.int64 and sheet.clusters.shape[1] == 25
+    assert sheet.clusters.dtype == torch.int32 and sheet.clusters.shape[1] == 25
     assert (sheet.side_mm, sheet.cluster_width_mm, sheet.dims, sheet.area) == (36.75, 1.626, (16, 4, 4), "V1")
     rows = sheet.sample(7, generator=gen(5))
     assert rows.shape == (7, 25)
