@@ -1,7 +1,9 @@
 import pytest
 import torch
+import yaml
 
 import tdsnn
+from tdsnn import registry
 from tdsnn.checkpoint import CheckpointError, read_checkpoint, save_model, sha256_file
 
 from conftest import TINY
@@ -33,7 +35,7 @@ def test_half_storage_keeps_sheets_exact(tmp_path):
     torch.testing.assert_close(loaded.conv1.weight, model.conv1.weight, atol=1e-3, rtol=1e-3)
 
 
-def test_bad_checkpoints_are_refused(tmp_path):
+def test_bad_checkpoints_are_refused(tmp_path, monkeypatch):
     model = tdsnn.create_model("sresnet18", **TINY)
     path = tmp_path / "m.safetensors"
     digest = save_model(model, path)
@@ -50,6 +52,9 @@ def test_bad_checkpoints_are_refused(tmp_path):
     with pytest.raises(CheckpointError, match="holds a sresnet18, not a resnet18"):
         tdsnn.create_model("resnet18", weights=path)
     assert tdsnn.create_model("sresnet18", weights=path, timesteps=2).config.timesteps == 2
+    bare = yaml.safe_load(registry.REGISTRY_PATH.read_text()) | {"variants": {}}
+    (tmp_path / "model_registry.yaml").write_text(yaml.safe_dump(bare))
+    monkeypatch.setattr(registry, "REGISTRY_PATH", tmp_path / "model_registry.yaml")
     with pytest.raises(CheckpointError, match="no registered weights"):
         tdsnn.create_model("sresnet18", pretrained=True)
     assert sha256_file(path) == digest  # nothing was modified
