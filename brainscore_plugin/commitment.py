@@ -39,7 +39,8 @@ def load_network(name: str, weights: Optional[str] = None) -> tuple[ModelEntry, 
     if weights is not None:
         return entry, tdsnn.create_model(name, weights=weights), sha256_file(weights)
     if entry.weights is not None:
-        return entry, tdsnn.create_model(name, pretrained=True), entry.weights.sha256
+        model = tdsnn.create_model(name, pretrained=True)
+        return entry, model, entry.weights.sha256 or state_sha256(model)  # unpinned hub weights: their content
     model = tdsnn.create_model(name)
     return entry, model, state_sha256(model)
 

@@ -21,6 +21,7 @@ import yaml
 
 import tdsnn
 from tdsnn import registry
+from tdsnn.checkpoint import save_model
 
 from .commitment import BEHAVIORAL_READOUT_LAYER, VISUAL_DEGREES, load_network, model_identifier
 
@@ -96,13 +97,20 @@ def export_plugin(name: str, directory: str | Path, weights: Optional[str] = Non
     if weights is None and entry.weights is None:
         raise ValueError(f"{name} has no trained weights to export; pass weights=PATH "
                          f"(registered variants with weights: {', '.join(n for n in tdsnn.list_models() if '.' in n)})")
+    weights_name = f"{entry.name}.safetensors"
+    staging = Path(directory) / f".{weights_name}"
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    if weights is not None or entry.weights.path is not None:  # tdsnn checkpoints travel as they are
+        shutil.copyfile(Path(weights) if weights is not None
+                        else registry.REGISTRY_PATH.parent / entry.weights.path, staging)
+    else:  # hub / torchvision state_dicts become a tdsnn checkpoint, identified by its own sha256
+        sha = save_model(model, staging)
     identifier = model_identifier(entry, model, sha)
     ids = [identifier, f"{identifier}-temporal"]
     folder = Path(directory) / plugin_dirname(identifier)
     (folder / "region_layer_map").mkdir(parents=True, exist_ok=True)
-    source = Path(weights) if weights is not None else registry.REGISTRY_PATH.parent / entry.weights.path
-    weights_name = f"{entry.name}.safetensors"
-    shutil.copyfile(source, folder / weights_name)
+    source = folder / weights_name
+    staging.replace(source)
 
     (folder / "__init__.py").write_text(INIT_PY.format(registrations="\n".join(
         f"model_registry['{i}'] = lambda: commitment('{i}')" for i in ids)))

@@ -1,13 +1,16 @@
 """Model checkpoints: safetensors tensors with the model config in the header.
 
 A weights file alone rebuilds its model: ``load_model(path)``. Writes are atomic
-(temporary file + ``os.replace``), and reads can be pinned to a sha256.
+(temporary file + ``os.replace``), and reads can be pinned to a sha256. Weights from
+elsewhere (torchvision, the Hugging Face hub) are plain ``torch.save`` state_dicts, read
+with ``read_state_dict``.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import pickle
 import tempfile
 from pathlib import Path
 from typing import Callable, Optional, Union
@@ -84,8 +87,8 @@ def save_model(model: nn.Module, path: PathLike, half: bool = False) -> str:
     return sha256_file(path)
 
 
-def read_checkpoint(path: PathLike, expected_sha256: Optional[str] = None) -> tuple[ModelConfig, dict[str, torch.Tensor]]:
-    """Config and tensors of a checkpoint, after checking it exists, parses and matches the sha256."""
+def check_file(path: PathLike, expected_sha256: Optional[str] = None) -> Path:
+    """``path`` after checking that it exists and, when ``expected_sha256`` is given, matches it."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
@@ -94,6 +97,12 @@ def read_checkpoint(path: PathLike, expected_sha256: Optional[str] = None) -> tu
         if actual != expected_sha256:
             raise CheckpointError(f"sha256 mismatch for {path}: expected {expected_sha256}, got {actual} "
                                   "(the file is corrupt or is not the registered checkpoint)")
+    return path
+
+
+def read_checkpoint(path: PathLike, expected_sha256: Optional[str] = None) -> tuple[ModelConfig, dict[str, torch.Tensor]]:
+    """Config and tensors of a checkpoint, after checking it exists, parses and matches the sha256."""
+    path = check_file(path, expected_sha256)
     try:
         with safe_open(str(path), framework="pt") as f:
             metadata = f.metadata() or {}
@@ -103,6 +112,19 @@ def read_checkpoint(path: PathLike, expected_sha256: Optional[str] = None) -> tu
     if "config" not in metadata:
         raise CheckpointError(f"{path} has no tdsnn model config in its header")
     return ModelConfig.from_dict(json.loads(metadata["config"])), state
+
+
+def read_state_dict(path: PathLike, expected_sha256: Optional[str] = None) -> dict[str, torch.Tensor]:
+    """A ``torch.save``d state_dict (torchvision / TopoNets format), read with ``weights_only=True``
+    after the checks of ``check_file``."""
+    path = check_file(path, expected_sha256)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as err:
+        raise CheckpointError(f"{path} is not a readable torch state_dict: {err}") from err
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"{path} does not hold a state_dict (a dict of tensors)")
+    return state
 
 
 def load_state(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:

@@ -80,7 +80,9 @@ class ModelConfig:
 
     arch: registered architecture name; timesteps: T (``None`` for ANNs); width:
     channel multiplier of 64-128-256-512; stem: ``"imagenet"`` (7x7/2 conv + maxpool)
-    or ``"small"`` (3x3/1 conv, no maxpool); input_size: square input side in pixels.
+    or ``"small"`` (3x3/1 conv, no maxpool); input_size: square input side in pixels;
+    blurpool: apply a fixed 3x3 binomial blur (stride 1) before every strided conv with
+    >= 16 input channels, the layout of TopoNets' published ResNet-18 weights.
     """
     arch: str
     timesteps: Optional[int] = None
@@ -89,6 +91,7 @@ class ModelConfig:
     num_classes: int = 1000
     in_channels: int = 3
     input_size: int = 224
+    blurpool: bool = False
     neuron: Optional[NeuronConfig] = None
     sheet: Optional[SheetConfig] = None
     stc: Optional[STCConfig] = None

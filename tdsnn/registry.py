@@ -8,6 +8,7 @@ from __future__ import annotations
 import fnmatch
 import functools
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -15,9 +16,10 @@ from typing import Any, Optional
 import yaml
 from torch import nn
 
-from .checkpoint import CheckpointError, PathLike, load_state, read_checkpoint
+from .checkpoint import CheckpointError, PathLike, load_state, read_checkpoint, read_state_dict, sha256_file
 from .config import ModelConfig
 from .data import DATASET_STATS, Preprocessing
+from .hub import HubFile, hub_file, torchvision_file
 from .models import ARCHITECTURES
 
 REGISTRY_PATH = Path(os.environ.get("TDSNN_REGISTRY", Path(__file__).resolve().parent.parent / "model_registry.yaml"))
@@ -32,9 +34,25 @@ class UnknownModelError(KeyError):
 
 @dataclass(frozen=True)
 class Weights:
-    """Where a variant's weights live: ``path`` (relative to the registry file) and sha256."""
+    """Where a variant's weights live, and their sha256 (``None``: not yet pinned).
+
+    Exactly one source: ``path`` (a tdsnn safetensors checkpoint, relative to the registry
+    file), ``hub`` (a ``torch.save``d state_dict on the Hugging Face hub) or
+    ``torchvision`` (a torchvision weights enum such as ``ResNet18_Weights.IMAGENET1K_V1``).
+    """
     path: Optional[str] = None
+    hub: Optional[HubFile] = None
+    torchvision: Optional[str] = None
     sha256: Optional[str] = None
+
+    def __post_init__(self):
+        given = [k for k in ("path", "hub", "torchvision") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(f"weights need exactly one of path, hub, torchvision; got {given or 'none'}")
+
+    @property
+    def source(self) -> str:
+        return self.path or (str(self.hub) if self.hub else f"torchvision {self.torchvision}")
 
 
 @dataclass(frozen=True)
@@ -89,7 +107,10 @@ def resolve(name: str) -> ModelEntry:
     config = config.replace(**(spec.get("config") or {}))
     region_map = {**reg.get("region_layer_map", {}), **(arch_spec.get("region_layer_map") or {}),
                   **(spec.get("region_layer_map") or {})}
-    weights = Weights(**spec["weights"]) if spec.get("weights") else None
+    weights = None
+    if spec.get("weights"):
+        hub_spec = spec["weights"].get("hub")
+        weights = Weights(**{**spec["weights"], "hub": HubFile(**hub_spec) if hub_spec else None})
     data = spec.get("data")
     preprocessing = Preprocessing(config.input_size, *DATASET_STATS[data.partition(":")[0]]) if data \
         else Preprocessing(config.input_size)
@@ -108,7 +129,8 @@ def create_model(name: str, pretrained: bool = False, weights: Optional[PathLike
 
     Args:
         name: ``arch`` or ``arch.tag`` (see ``list_models()``).
-        pretrained: load the variant's registered weights (sha256-checked).
+        pretrained: load the variant's registered weights (sha256-checked; hub-hosted
+            ones from their cache, else downloaded; ``WeightsUnavailable`` offline).
         weights: load this checkpoint file instead; the model takes the checkpoint's
             own config (its architecture must be ``name``'s).
         **overrides: ModelConfig fields, e.g. ``timesteps=8``, ``width=0.5``,
@@ -125,13 +147,27 @@ def create_model(name: str, pretrained: bool = False, weights: Optional[PathLike
         return model
     model = build(entry.config.replace(**overrides))
     if pretrained:
-        if entry.weights is None or entry.weights.path is None:
+        if entry.weights is None:
             raise CheckpointError(f"{entry.name} has no registered weights; "
                                   f"variants with weights: {', '.join(n for n in list_models() if '.' in n) or 'none'}")
-        path = REGISTRY_PATH.parent / entry.weights.path
-        _, state = read_checkpoint(path, expected_sha256=entry.weights.sha256)
+        path, state = _registered_state(entry)
         load_state(model, state, str(path))
     return model
+
+
+def _registered_state(entry: ModelEntry) -> tuple[Path, dict]:
+    """Local file and state_dict of a variant's registered weights, sha256-checked. Hub
+    weights without a registered sha256 load with a warning that names their sha256."""
+    weights = entry.weights
+    if weights.path is not None:
+        path = REGISTRY_PATH.parent / weights.path
+        return path, read_checkpoint(path, expected_sha256=weights.sha256)[1]
+    path = hub_file(weights.hub) if weights.hub else torchvision_file(weights.torchvision)
+    if weights.sha256 is None:
+        warnings.warn(f"{entry.name}: weights {weights.source} ({path}) are not pinned; after checking them, "
+                      f"record `sha256: {sha256_file(path)}` under variants.{entry.name}.weights in {REGISTRY_PATH}",
+                      stacklevel=3)
+    return path, read_state_dict(path, expected_sha256=weights.sha256)
 
 
 def load_model(path: PathLike, expected_sha256: Optional[str] = None) -> nn.Module:

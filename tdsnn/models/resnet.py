@@ -4,7 +4,9 @@ Every module maps ``[T, B, ...] -> [T, B, ...]``. Spiking models run T timesteps
 LIF activations; ANNs are the same network with ReLU and T = 1, so that analyses,
 hooks and the Brain-Score wrapper treat both alike. Module and parameter names follow
 torchvision's ``resnet18`` (and spikingjelly's ``spiking_resnet18``), so their
-state_dicts load 1:1; activations are named ``act1``/``act2``.
+state_dicts load 1:1; activations are named ``act1``/``act2``. With ``config.blurpool``
+the strided convs become ``BlurPoolConv2d`` (``<name>.conv``, ``<name>.blur_filter``), the
+layout of TopoNets' published weights.
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from collections import OrderedDict
 from typing import Callable, Optional
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from spikingjelly.activation_based import functional, layer
 
@@ -20,8 +23,28 @@ from ..config import BLOCKS, ModelConfig
 Activation = Callable[[], nn.Module]
 
 
-def _conv(in_ch: int, out_ch: int, kernel: int, stride: int) -> nn.Module:
-    return layer.Conv2d(in_ch, out_ch, kernel, stride, padding=kernel // 2, bias=False, step_mode="m")
+class BlurPoolConv2d(nn.Module):
+    """A fixed depthwise 3x3 binomial blur ([1, 2, 1] x [1, 2, 1] / 16, stride 1, zero
+    padding 1) followed by ``conv``, which keeps its own stride. ``[T, B, C, H, W] -> [T, B, C', H', W']``.
+
+    ``blur_filter`` ``[C, 1, 3, 3]`` is a buffer, so it is part of the state_dict.
+    """
+
+    def __init__(self, conv: nn.Conv2d):
+        super().__init__()
+        self.conv = conv
+        binomial = torch.tensor([1.0, 2.0, 1.0])
+        kernel = torch.outer(binomial, binomial) / 16
+        self.register_buffer("blur_filter", kernel.expand(conv.in_channels, 1, 3, 3).clone())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        blurred = F.conv2d(x.flatten(0, 1), self.blur_filter, padding=1, groups=self.conv.in_channels)
+        return self.conv(blurred.unflatten(0, x.shape[:2]))
+
+
+def _conv(in_ch: int, out_ch: int, kernel: int, stride: int, blurpool: bool = False) -> nn.Module:
+    conv = layer.Conv2d(in_ch, out_ch, kernel, stride, padding=kernel // 2, bias=False, step_mode="m")
+    return BlurPoolConv2d(conv) if blurpool and stride > 1 and in_ch >= 16 else conv
 
 
 def _bn(ch: int) -> nn.Module:
@@ -31,16 +54,16 @@ def _bn(ch: int) -> nn.Module:
 class BasicBlock(nn.Module):
     """conv3x3-BN-act-conv3x3-BN, residual add, act. Input/output ``[T, B, C, H, W]``."""
 
-    def __init__(self, in_ch: int, out_ch: int, stride: int, activation: Activation):
+    def __init__(self, in_ch: int, out_ch: int, stride: int, activation: Activation, blurpool: bool = False):
         super().__init__()
-        self.conv1 = _conv(in_ch, out_ch, 3, stride)
+        self.conv1 = _conv(in_ch, out_ch, 3, stride, blurpool)
         self.bn1 = _bn(out_ch)
         self.act1 = activation()
         self.conv2 = _conv(out_ch, out_ch, 3, 1)
         self.bn2 = _bn(out_ch)
         self.downsample: Optional[nn.Module] = None
         if stride != 1 or in_ch != out_ch:
-            self.downsample = nn.Sequential(_conv(in_ch, out_ch, 1, stride), _bn(out_ch))
+            self.downsample = nn.Sequential(_conv(in_ch, out_ch, 1, stride, blurpool), _bn(out_ch))
         self.act2 = activation()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -65,7 +88,7 @@ class ResNet18(nn.Module):
         self.config = config
         widths = [max(1, round(w * config.width)) for w in (64, 128, 256, 512)]
         if config.stem == "imagenet":
-            self.conv1 = _conv(config.in_channels, widths[0], 7, 2)
+            self.conv1 = _conv(config.in_channels, widths[0], 7, 2, config.blurpool)
             self.maxpool = layer.MaxPool2d(3, 2, 1, step_mode="m")
         else:
             self.conv1 = _conv(config.in_channels, widths[0], 3, 1)
@@ -75,7 +98,8 @@ class ResNet18(nn.Module):
         in_ch = widths[0]
         for stage, out_ch in enumerate(widths, start=1):
             stride = 1 if stage == 1 else 2
-            blocks = [BasicBlock(in_ch, out_ch, stride, activation), BasicBlock(out_ch, out_ch, 1, activation)]
+            blocks = [BasicBlock(in_ch, out_ch, stride, activation, config.blurpool),
+                      BasicBlock(out_ch, out_ch, 1, activation)]
             self.add_module(f"layer{stage}", nn.Sequential(*blocks))
             in_ch = out_ch
         self.avgpool = layer.AdaptiveAvgPool2d((1, 1), step_mode="m")

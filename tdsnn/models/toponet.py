@@ -8,13 +8,16 @@ from topoloss import LaplacianPyramid, TopoLoss
 from topoloss.cortical_sheet.common import find_cortical_sheet_size
 
 from ..config import ModelConfig
-from .resnet import ResNet18, relu
+from .resnet import BlurPoolConv2d, ResNet18, relu
 
 
 def topoloss_layers(model: torch.nn.Module) -> list[str]:
-    """Names of conv1 and conv2 of every BasicBlock, in forward order."""
-    return [f"{stage}.{i}.{conv}" for stage in ("layer1", "layer2", "layer3", "layer4")
-            for i in range(len(getattr(model, stage))) for conv in ("conv1", "conv2")]
+    """Names of conv1 and conv2 of every BasicBlock, in forward order (``<name>.conv``
+    where a conv is wrapped in a ``BlurPoolConv2d``)."""
+    modules = dict(model.named_modules())
+    names = [f"{stage}.{i}.{conv}" for stage in ("layer1", "layer2", "layer3", "layer4")
+             for i in range(len(getattr(model, stage))) for conv in ("conv1", "conv2")]
+    return [f"{name}.conv" if isinstance(modules[name], BlurPoolConv2d) else name for name in names]
 
 
 class TopoNetResNet18(ResNet18):
