@@ -44,7 +44,7 @@ from . import __version__
 from .analysis.accuracy import top1_accuracy
 from .analysis.responses import block_rates
 from .checkpoint import CheckpointError, atomic_write, load_state, read_checkpoint, save_model, sha256_file
-from .config import BLOCKS
+from .config import BLOCKS, ModelConfig
 from .data import DataError, DataSpec, build_dataset, num_classes
 from .registry import create_model, load_model, resolve
 from .stimuli import sine_gratings
@@ -159,6 +159,18 @@ _PIPELINE_ONLY = ("aux_epochs", "aux_weights", "swap_windows", "swap_steps")
 def fit_options(cfg: TrainConfig) -> dict[str, Any]:
     """The options that determine one stage's training (what checkpoints and stage markers record)."""
     return {k: v for k, v in dataclasses.asdict(cfg).items() if k not in _VOLATILE + _PIPELINE_ONLY}
+
+
+def _comparable(config: Optional[dict]) -> Optional[dict]:
+    """A run config as JSON, its model config completed with the defaults of options that
+    were added after it was written (so such runs still resume)."""
+    if config is None:
+        return None
+    config = json.loads(json.dumps(config, default=str))
+    if "model_config" in config:
+        config["model_config"] = json.loads(json.dumps(ModelConfig.from_dict(config["model_config"]).to_dict(),
+                                                       default=str))
+    return config
 
 
 def config_hash(payload: Any) -> str:
@@ -303,7 +315,7 @@ class TrainingState:
             record = json.loads(self.json.read_text())
         except (OSError, json.JSONDecodeError) as err:
             raise CheckpointError(f"{self.json} is unreadable: {err}") from err
-        if record.get("config") != json.loads(json.dumps(config, default=str)):
+        if _comparable(record.get("config")) != _comparable(config):
             raise CheckpointError(f"{self.json} was written by a different config; use a new --out "
                                   f"or remove {self.directory} to start over")
         sha = record["sha256"]

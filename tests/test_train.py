@@ -85,6 +85,19 @@ def test_corrupt_checkpoint_is_refused(tmp_path):
     assert run(tmp_path, "--model", "resnet18", "--epochs", "2", "--resume") == 2
 
 
+def test_resume_accepts_a_checkpoint_from_before_a_new_model_option(tmp_path):
+    args = ["--model", "resnet18", "--epochs", "2"]
+    assert run(tmp_path, *args, "--max-steps", "2") == 0
+    record_path = tmp_path / "train" / "last.json"
+    record = json.loads(record_path.read_text())
+    del record["config"]["model_config"]["blurpool"]  # an option added after the run started, at its default
+    record_path.write_text(json.dumps(record))
+    assert run(tmp_path, *args, "--max-steps", "3", "--resume") == 0
+    record["config"]["model_config"]["width"] = 0.5  # a real difference is still refused
+    record_path.write_text(json.dumps(record))
+    assert run(tmp_path, *args, "--max-steps", "4", "--resume") == 2
+
+
 def test_nan_loss_stops_and_keeps_last_checkpoint(tmp_path, capsys):
     code = run(tmp_path, "--model", "sresnet18", "--epochs", "3", "--timesteps", "2", "--lr", "1e20",
                "--checkpoint-minutes", "0")
