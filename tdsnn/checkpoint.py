@@ -69,15 +69,19 @@ def atomic_write(path: PathLike, write: Callable[[str], None]) -> None:
             os.unlink(tmp)
 
 
-def save_model(model: nn.Module, path: PathLike, half: bool = False) -> str:
+def save_model(model: nn.Module, path: PathLike, half: bool = False, clusters: bool = True) -> str:
     """Write ``model``'s state_dict and config to ``path``; returns the file's sha256.
 
     ``half`` stores parameters and batch-norm statistics as float16; other buffers
     (cortical-sheet positions, clusters) keep their dtype so they restore bit-exactly.
+    ``clusters=False`` leaves out the cortical sheets' clusters, the STC loss's sampling
+    state (often larger than the weights); loading resamples them from the positions.
     """
     params = {name for name, _ in model.named_parameters()}
     state = {}
     for name, tensor in model.state_dict().items():
+        if not clusters and name.startswith("sheets.") and name.endswith(".clusters"):
+            continue
         tensor = tensor.detach().cpu().contiguous()
         if half and tensor.is_floating_point() and (name in params or name.endswith(("running_mean", "running_var"))):
             tensor = tensor.half()

@@ -3,7 +3,8 @@
     python -m tdsnn.register runs/tsresnet18-fmnist --tag fmnist [--default] [--half]
 
 Reads ``RUN/train/final.safetensors`` (and the run's ``config.yaml``, ``command.txt`` and
-metrics), writes ``weights/<arch>.<tag>.safetensors`` (float16 with ``--half``),
+metrics), writes ``weights/<arch>.<tag>.safetensors`` (float16 with ``--half``; without the
+STC clusters, which loading resamples from the positions),
 measures test accuracy on the data tag's test split and the V1 (layer2.0) orientation
 smoothness on the TDANN sine gratings, writes ``weights/<arch>.<tag>.md`` and records the
 variant (config, weights path and sha256, data tag) in the registry. ``harness`` and
@@ -114,7 +115,7 @@ def register(run: Path, tag: str, default: bool, half: bool, device: str = "cpu"
     name = f"{config.arch}.{tag}"
     weights_dir = registry.REGISTRY_PATH.parent / "weights"
     weights_path = weights_dir / f"{name}.safetensors"
-    sha = save_model(model, weights_path, half=half)
+    sha = save_model(model, weights_path, half=half, clusters=False)  # clusters: training state only
     stored = build(config)  # score exactly what is stored (float16 weights when --half)
     load_state(stored, read_checkpoint(weights_path, sha)[1], str(weights_path))
     data = summary["config"]["data"]
@@ -123,7 +124,7 @@ def register(run: Path, tag: str, default: bool, half: bool, device: str = "cpu"
     print(f"{name}: test accuracy {metrics['test_accuracy']:.2f} %, layer2.0 orientation smoothness "
           f"{metrics['v1_orientation_smoothness']:.3f} (chance {metrics['v1_orientation_smoothness_chance']:.3f}) "
           f"[{time.monotonic() - started:.0f} s]")
-    defaults = registry.resolve(config.arch).config.to_dict()
+    defaults = registry.architecture_config(config.arch).to_dict()
     overrides = {k: v for k, v in config.to_dict().items() if k != "arch" and v != defaults[k]}
     write_card(
         weights_dir / f"{name}.md", name=name, arch=config.arch,

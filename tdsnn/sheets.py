@@ -197,7 +197,9 @@ class CorticalSheet(torch.nn.Module):
     int32 halves what 20,000 clusters of up to 500 units add to every checkpoint).
 
     Loading a state_dict replaces ``clusters`` even when P or Q differ from the freshly
-    built sheet, so a checkpoint restores its clusters bit-exactly.
+    built sheet, so a checkpoint restores its clusters bit-exactly. A state_dict without
+    clusters (``save_model(..., clusters=False)``) marks them stale (``clusters_stale``);
+    the owning model then resamples them from the loaded positions.
     """
 
     def __init__(self, area: str, dims: tuple[int, int, int], positions: Tensor, clusters: Tensor):
@@ -210,6 +212,7 @@ class CorticalSheet(torch.nn.Module):
         self.cluster_width_mm = AREAS[area].cluster_width_mm
         self.register_buffer("positions", positions.float().contiguous())
         self.register_buffer("clusters", clusters.int().contiguous())
+        self.clusters_stale = False
 
     @classmethod
     def build(cls, area: str, dims: tuple[int, int, int], first_height: int, config: SheetConfig,
@@ -245,7 +248,10 @@ class CorticalSheet(torch.nn.Module):
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         incoming = state_dict.get(prefix + "clusters")
-        if incoming is not None and incoming.shape != self.clusters.shape:
+        self.clusters_stale = incoming is None and prefix + "positions" in state_dict
+        if self.clusters_stale:
+            state_dict[prefix + "clusters"] = self.clusters
+        elif incoming is not None and incoming.shape != self.clusters.shape:
             self.clusters = self.clusters.new_empty(incoming.shape)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 

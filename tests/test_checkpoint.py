@@ -35,6 +35,25 @@ def test_half_storage_keeps_sheets_exact(tmp_path):
     torch.testing.assert_close(loaded.conv1.weight, model.conv1.weight, atol=1e-3, rtol=1e-3)
 
 
+def test_weights_without_clusters_resample_them_from_the_stored_positions(tmp_path):
+    from tdsnn.config import SheetConfig
+    model = tdsnn.create_model("tsresnet18", **TINY)
+    sheet = model.sheets["layer2_0"]
+    swapped = sheet.positions[torch.randperm(len(sheet.positions))]
+    sheet.set_positions(swapped, SheetConfig(seed=5))  # clusters that a fresh build cannot know
+    path = tmp_path / "m.safetensors"
+    save_model(model, path, clusters=False)
+    _, state = read_checkpoint(path)
+    assert not [k for k in state if k.endswith("clusters")] and "sheets.layer2_0.positions" in state
+    loaded = tdsnn.create_model("tsresnet18", weights=path)
+    reference = tdsnn.create_model("tsresnet18", **TINY)
+    reference.sheets["layer2_0"].set_positions(swapped, model.config.sheet)
+    got = loaded.sheets["layer2_0"]
+    assert torch.equal(got.positions, swapped) and not got.clusters_stale
+    assert torch.equal(got.clusters, reference.sheets["layer2_0"].clusters)  # resampled from the loaded positions
+    assert not torch.equal(got.clusters, sheet.clusters)
+
+
 def test_bad_checkpoints_are_refused(tmp_path, monkeypatch):
     model = tdsnn.create_model("sresnet18", **TINY)
     path = tmp_path / "m.safetensors"

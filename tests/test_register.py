@@ -41,4 +41,7 @@ def test_register_writes_weights_card_and_registry_entry(tmp_path, registry_copy
     assert model.conv1.weight.dtype == torch.float32 and model.config.input_size == 16
     trained = tdsnn.load_model(run / "train" / "final.safetensors")
     torch.testing.assert_close(model.conv1.weight, trained.conv1.weight, atol=1e-3, rtol=1e-3)
+    assert register_main([str(run), "--tag", "synth", "--default"]) == 0  # again, now that it is the default
+    entry = yaml.safe_load(registry_copy.read_text())["variants"]["resnet18.synth"]
+    assert entry["config"] == {"width": 0.25, "stem": "small", "num_classes": 4, "input_size": 16}
     assert register_main([str(tmp_path / "missing"), "--tag", "x"]) == 2

@@ -16,7 +16,8 @@ class TSResNet18(SResNet18):
 
     ``sheets`` holds one ``CorticalSheet`` per block (positions in mm, clusters); their
     sizes come from a probe forward at ``config.input_size``. Positions and clusters
-    are buffers, so they are saved and restored with the state_dict.
+    are buffers, so they are saved and restored with the state_dict; weights saved
+    without clusters get them resampled from their positions on loading.
     """
 
     def __init__(self, config: ModelConfig):
@@ -25,6 +26,14 @@ class TSResNet18(SResNet18):
         super().__init__(config)
         self.sheets = build_sheets(self.block_dims(), config.sheet)
         self.stc = STCLoss(config.stc, config.timesteps)
+        self.register_load_state_dict_post_hook(TSResNet18._resample_stale_clusters)
+
+    def _resample_stale_clusters(self, _incompatible) -> None:
+        """After loading weights saved without clusters: resample them from the loaded positions."""
+        for sheet in self.sheets.values():
+            if sheet.clusters_stale:
+                sheet.set_positions(sheet.positions, self.config.sheet)
+                sheet.clusters_stale = False
 
     def sheet(self, block: str) -> CorticalSheet:
         return self.sheets[sheet_key(block)]
