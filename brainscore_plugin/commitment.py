@@ -22,27 +22,12 @@ from brainscore_vision.model_helpers.brain_transformation import ModelCommitment
 from brainscore_vision.model_helpers.brain_transformation.neural import LayerMappedModel
 from brainscore_vision.model_helpers.brain_transformation.temporal import TemporalAligned
 
-import tdsnn
-from tdsnn.checkpoint import sha256_file, state_sha256
-from tdsnn.registry import ModelEntry, resolve
+from tdsnn.registry import ModelEntry, load_variant
 
 from .activations import TIME_SEPARATOR, SpikingActivationsModel
 
 VISUAL_DEGREES = 8
 BEHAVIORAL_READOUT_LAYER = "avgpool"
-
-
-def load_network(name: str, weights: Optional[str] = None) -> tuple[ModelEntry, torch.nn.Module, str]:
-    """Registry entry, model (registered weights when it has them, else ``weights`` or its
-    initialisation) and the sha256 of those weights."""
-    entry = resolve(name)
-    if weights is not None:
-        return entry, tdsnn.create_model(name, weights=weights), sha256_file(weights)
-    if entry.weights is not None:
-        model = tdsnn.create_model(name, pretrained=True)
-        return entry, model, entry.weights.sha256 or state_sha256(model)  # unpinned hub weights: their content
-    model = tdsnn.create_model(name)
-    return entry, model, state_sha256(model)
 
 
 def model_identifier(entry: ModelEntry, model: torch.nn.Module, sha256: str) -> str:
@@ -54,7 +39,7 @@ def model_identifier(entry: ModelEntry, model: torch.nn.Module, sha256: str) -> 
 def activations_model(name: str, weights: Optional[str] = None, steps_per_bin: int = 1,
                       batch_size: int = 64) -> tuple[ModelEntry, SpikingActivationsModel]:
     """The rate-coded activations model of a registered variant."""
-    entry, model, sha = load_network(name, weights)
+    entry, model, sha = load_variant(name, weights)
     preprocessing = functools.partial(load_preprocess_images, image_size=model.config.input_size,
                                       normalize_mean=entry.preprocessing.mean, normalize_std=entry.preprocessing.std)
     return entry, SpikingActivationsModel(model, model_identifier(entry, model, sha), preprocessing,

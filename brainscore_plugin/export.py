@@ -22,8 +22,9 @@ import yaml
 import tdsnn
 from tdsnn import registry
 from tdsnn.checkpoint import save_model
+from tdsnn.registry import load_variant
 
-from .commitment import BEHAVIORAL_READOUT_LAYER, VISUAL_DEGREES, load_network, model_identifier
+from .commitment import BEHAVIORAL_READOUT_LAYER, VISUAL_DEGREES, model_identifier
 
 REQUIREMENTS = ["torch", "torchvision", "spikingjelly==2.0.0", "topoloss==0.0.2", "safetensors", "pyyaml",
                 f"tdsnn=={tdsnn.__version__}"]
@@ -93,7 +94,7 @@ def plugin_dirname(identifier: str) -> str:
 
 def export_plugin(name: str, directory: str | Path, weights: Optional[str] = None) -> Path:
     """Write the plugin of registered variant ``name`` under ``directory``; returns its folder."""
-    entry, model, sha = load_network(name, weights)
+    entry, model, sha = load_variant(name, weights)
     if weights is None and entry.weights is None:
         raise ValueError(f"{name} has no trained weights to export; pass weights=PATH "
                          f"(registered variants with weights: {', '.join(n for n in tdsnn.list_models() if '.' in n)})")

@@ -6,11 +6,13 @@ A dataset is named by a spec string ``name[:path]``:
                         torchvision's download into DIR (default ~/.cache/tdsnn)
     cifar100[:DIR]      torchvision CIFAR-100 in DIR (downloaded when online)
     imagenet:DIR        ImageFolder layout DIR/train/<class>/*, DIR/val/<class>/*
+    imagenet-val:DIR    the ImageNet validation folder DIR/<class>/* alone (evaluation only)
     folder:DIR          any ImageFolder layout with DIR/train and DIR/val
     synthetic[:N]       N generated images of 4 oriented-grating classes (tests)
 
 Every dataset yields ``(image [3, S, S] float32, label)`` normalised by
-``Preprocessing``; grayscale images are repeated to 3 channels.
+``Preprocessing`` (or in [0, 1] with ``normalize=False``); grayscale images are repeated
+to 3 channels. Class names are in ``dataset.classes`` where the data has them.
 """
 from __future__ import annotations
 
@@ -29,6 +31,8 @@ from torchvision import datasets, transforms
 FASHION_MNIST_DEBIAN = Path("/usr/share/datasets/fashion-mnist")
 DEFAULT_ROOT = Path(os.environ.get("TDSNN_DATA", Path.home() / ".cache" / "tdsnn"))
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                         "Ankle boot")
 
 
 class DataError(RuntimeError):
@@ -51,6 +55,7 @@ DATASET_STATS = {
     "fmnist": ((0.2860,) * 3, (0.3530,) * 3),
     "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
     "imagenet": (IMAGENET_MEAN, IMAGENET_STD),
+    "imagenet-val": (IMAGENET_MEAN, IMAGENET_STD),
     "folder": (IMAGENET_MEAN, IMAGENET_STD),
     "synthetic": ((0.5,) * 3, (0.25,) * 3),
 }
@@ -69,6 +74,8 @@ class DataSpec:
                             "(written name[:path])")
         if name in ("imagenet", "folder") and not path:
             raise DataError(f"{name} needs a path: {name}:/path/to/root with train/ and val/ class folders")
+        if name == "imagenet-val" and not path:
+            raise DataError("imagenet-val needs a path: imagenet-val:/path/to/imagenet/val with one folder per class")
         return cls(name, path or None)
 
     def preprocessing(self, size: int) -> Preprocessing:
@@ -87,10 +94,10 @@ def _read_idx(path: Path) -> np.ndarray:
 
 
 class _ArrayImages(Dataset):
-    """uint8 images ``[N, H, W]`` or ``[N, H, W, 3]`` with labels, transformed per item."""
+    """uint8 images ``[N, H, W]`` or ``[N, H, W, 3]`` with labels and class names, transformed per item."""
 
-    def __init__(self, images: np.ndarray, labels: np.ndarray, transform):
-        self.images, self.labels, self.transform = images, labels, transform
+    def __init__(self, images: np.ndarray, labels: np.ndarray, transform, classes: list[str]):
+        self.images, self.labels, self.transform, self.classes = images, labels, transform, classes
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -115,7 +122,7 @@ def _fashion_mnist(spec: DataSpec, pre: Preprocessing, train: bool) -> Dataset:
     if spec.path is None and debian.exists():
         images = _read_idx(debian)
         labels = _read_idx(FASHION_MNIST_DEBIAN / f"{split}-labels-idx1-ubyte.gz")
-        return _ArrayImages(images, labels, _tensor_transform(pre, train, 28))
+        return _ArrayImages(images, labels, _tensor_transform(pre, train, 28), list(FASHION_MNIST_CLASSES))
     root = Path(spec.path) if spec.path else DEFAULT_ROOT
     try:
         raw = datasets.FashionMNIST(str(root), train=train, download=True)
@@ -123,7 +130,8 @@ def _fashion_mnist(spec: DataSpec, pre: Preprocessing, train: bool) -> Dataset:
         raise DataError(f"Fashion-MNIST not found: expected Debian's {FASHION_MNIST_DEBIAN}/*-idx?-ubyte.gz "
                         f"(apt-get install dataset-fashion-mnist) or torchvision's files under {root} "
                         f"and the download failed: {err}") from err
-    return _ArrayImages(raw.data.numpy(), raw.targets.numpy(), _tensor_transform(pre, train, 28))
+    return _ArrayImages(raw.data.numpy(), raw.targets.numpy(), _tensor_transform(pre, train, 28),
+                        list(FASHION_MNIST_CLASSES))
 
 
 def _cifar100(spec: DataSpec, pre: Preprocessing, train: bool) -> Dataset:
@@ -133,11 +141,16 @@ def _cifar100(spec: DataSpec, pre: Preprocessing, train: bool) -> Dataset:
     except Exception as err:  # noqa: BLE001
         raise DataError(f"CIFAR-100 not found under {root} (expected {root}/cifar-100-python/) "
                         f"and the download failed: {err}") from err
-    return _ArrayImages(raw.data, np.asarray(raw.targets), _tensor_transform(pre, train, 32))
+    return _ArrayImages(raw.data, np.asarray(raw.targets), _tensor_transform(pre, train, 32), list(raw.classes))
 
 
 def _image_folder(spec: DataSpec, pre: Preprocessing, train: bool) -> Dataset:
-    root = Path(spec.path) / ("train" if train else "val")
+    if spec.name == "imagenet-val":
+        if train:
+            raise DataError("imagenet-val is an evaluation split; train with imagenet:/path/to/imagenet")
+        root = Path(spec.path)
+    else:
+        root = Path(spec.path) / ("train" if train else "val")
     if not root.is_dir():
         raise DataError(f"{spec.name}: expected an ImageFolder directory {root} with one sub-folder per class")
     if train:
@@ -171,15 +184,17 @@ def _synthetic(spec: DataSpec, pre: Preprocessing, train: bool) -> Dataset:
     return TensorDataset((images - mean) / std, labels)
 
 
-_BUILDERS = {"fmnist": _fashion_mnist, "cifar100": _cifar100, "imagenet": _image_folder,
+_BUILDERS = {"fmnist": _fashion_mnist, "cifar100": _cifar100, "imagenet": _image_folder, "imagenet-val": _image_folder,
              "folder": _image_folder, "synthetic": _synthetic}
-NUM_CLASSES = {"fmnist": 10, "cifar100": 100, "imagenet": 1000, "synthetic": 4}
+NUM_CLASSES = {"fmnist": 10, "cifar100": 100, "imagenet": 1000, "imagenet-val": 1000, "synthetic": 4}
 
 
-def build_dataset(spec: str | DataSpec, size: int, train: bool) -> Dataset:
-    """The train or evaluation split of ``spec`` at ``size`` pixels."""
+def build_dataset(spec: str | DataSpec, size: int, train: bool, normalize: bool = True) -> Dataset:
+    """The train or evaluation split of ``spec`` at ``size`` pixels, normalised by the
+    dataset's statistics, or with ``normalize=False`` left in [0, 1]."""
     spec = DataSpec.parse(spec) if isinstance(spec, str) else spec
-    return _BUILDERS[spec.name](spec, spec.preprocessing(size), train)
+    pre = spec.preprocessing(size) if normalize else Preprocessing(size, (0.0,) * 3, (1.0,) * 3)
+    return _BUILDERS[spec.name](spec, pre, train)
 
 
 def num_classes(spec: str | DataSpec, dataset: Optional[Dataset] = None) -> int:

@@ -16,7 +16,8 @@ from typing import Any, Optional
 import yaml
 from torch import nn
 
-from .checkpoint import CheckpointError, PathLike, load_state, read_checkpoint, read_state_dict, sha256_file
+from .checkpoint import (CheckpointError, PathLike, load_state, read_checkpoint, read_state_dict, sha256_file,
+                         state_sha256)
 from .config import ModelConfig
 from .data import DATASET_STATS, Preprocessing
 from .hub import HubFile, hub_file, torchvision_file
@@ -89,6 +90,14 @@ def list_models(pattern: str = "*") -> list[str]:
     return sorted(n for n in names if fnmatch.fnmatch(n, pattern))
 
 
+def architecture_config(arch: str) -> ModelConfig:
+    """The registered defaults of architecture ``arch``, before any variant's overrides."""
+    archs = _registry().get("architectures", {})
+    if arch not in archs:
+        raise UnknownModelError(f"unknown architecture {arch!r}; registered: {', '.join(sorted(archs))}")
+    return ModelConfig.from_dict({"arch": arch, **((archs[arch] or {}).get("config") or {})})
+
+
 def resolve(name: str) -> ModelEntry:
     """The registry entry for ``arch`` or ``arch.tag``."""
     reg = _registry()
@@ -103,8 +112,7 @@ def resolve(name: str) -> ModelEntry:
         raise UnknownModelError(f"unknown model {name!r}; registered models: {', '.join(list_models())}")
     arch_spec = archs[arch] or {}
     spec = variants.get(name, {}) if name != arch else {}
-    config = ModelConfig.from_dict({"arch": arch, **(arch_spec.get("config") or {})})
-    config = config.replace(**(spec.get("config") or {}))
+    config = architecture_config(arch).replace(**(spec.get("config") or {}))
     region_map = {**reg.get("region_layer_map", {}), **(arch_spec.get("region_layer_map") or {}),
                   **(spec.get("region_layer_map") or {})}
     weights = None
@@ -168,6 +176,20 @@ def _registered_state(entry: ModelEntry) -> tuple[Path, dict]:
                       f"record `sha256: {sha256_file(path)}` under variants.{entry.name}.weights in {REGISTRY_PATH}",
                       stacklevel=3)
     return path, read_state_dict(path, expected_sha256=weights.sha256)
+
+
+def load_variant(name: str, weights: Optional[PathLike] = None) -> tuple[ModelEntry, nn.Module, str]:
+    """Registry entry, model and the sha256 identifying its weights: the checkpoint file
+    ``weights`` when given, else the variant's registered weights (sha256-checked), else
+    its initialisation (the sha256 of its state, as for unpinned hub weights)."""
+    entry = resolve(name)
+    if weights is not None:
+        return entry, create_model(name, weights=weights), sha256_file(weights)
+    if entry.weights is not None:
+        model = create_model(name, pretrained=True)
+        return entry, model, entry.weights.sha256 or state_sha256(model)
+    model = create_model(name)
+    return entry, model, state_sha256(model)
 
 
 def load_model(path: PathLike, expected_sha256: Optional[str] = None) -> nn.Module:

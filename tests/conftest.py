@@ -3,6 +3,7 @@ import tempfile
 
 import pytest
 import torch
+import yaml
 
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 # Brain-Score reads these at import time: keep its caches and downloads inside a scratch
@@ -30,3 +31,40 @@ def make_firing(model: torch.nn.Module) -> torch.nn.Module:
             m.weight.data.fill_(2.0)
             m.bias.data.fill_(0.6)
     return model
+
+
+#: Every registered architecture.
+ARCHS = ["resnet18", "toponet_resnet18", "sresnet18", "tsresnet18"]
+
+
+@pytest.fixture(scope="session")
+def tiny_registry(tmp_path_factory):
+    """A registry of ``<arch>.tiny`` variants (TINY options, 4 classes, T = 4 for spiking
+    ones, firing weights files, data tag ``synthetic``); returns its path."""
+    import tdsnn
+    from tdsnn import registry
+    from tdsnn.checkpoint import save_model
+
+    root = tmp_path_factory.mktemp("registry")
+    raw = yaml.safe_load(registry.REGISTRY_PATH.read_text())
+    raw["variants"] = {}
+    for arch in ARCHS:
+        torch.manual_seed(1)
+        options = dict(TINY, num_classes=4, **({"timesteps": 4} if arch.startswith(("s", "ts")) else {}))
+        model = make_firing(tdsnn.create_model(arch, **options))
+        sha = save_model(model, root / f"{arch}.tiny.safetensors")
+        raw["variants"][f"{arch}.tiny"] = {"config": options, "data": "synthetic",
+                                           "weights": {"path": f"{arch}.tiny.safetensors", "sha256": sha}}
+    path = root / "model_registry.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+@pytest.fixture
+def use_registry(tiny_registry, monkeypatch):
+    """``tiny_registry`` in use, in this process and in child processes."""
+    from tdsnn import registry
+
+    monkeypatch.setattr(registry, "REGISTRY_PATH", tiny_registry)
+    monkeypatch.setenv("TDSNN_REGISTRY", str(tiny_registry))
+    return tiny_registry

@@ -12,7 +12,6 @@ import yaml
 from PIL import Image
 
 import tdsnn
-from tdsnn import registry
 from tdsnn.checkpoint import save_model
 
 from conftest import TINY, make_firing
@@ -22,34 +21,6 @@ from brainscore_vision.model_helpers.brain_transformation import ModelCommitment
 
 from brainscore_plugin.commitment import activations_model, brain_model  # noqa: E402
 from brainscore_plugin.export import export_plugin  # noqa: E402
-
-ARCHS = ["resnet18", "toponet_resnet18", "sresnet18", "tsresnet18"]
-
-
-@pytest.fixture(scope="module")
-def tiny_registry(tmp_path_factory):
-    """A registry of ``<arch>.tiny`` variants with weights files; returns its path."""
-    root = tmp_path_factory.mktemp("registry")
-    raw = yaml.safe_load(registry.REGISTRY_PATH.read_text())
-    raw["variants"] = {}
-    for arch in ARCHS:
-        torch.manual_seed(1)
-        options = dict(TINY, timesteps=4) if arch.startswith(("s", "ts")) else dict(TINY)
-        model = make_firing(tdsnn.create_model(arch, **options))
-        sha = save_model(model, root / f"{arch}.tiny.safetensors")
-        raw["variants"][f"{arch}.tiny"] = {"config": options, "data": "synthetic",
-                                           "weights": {"path": f"{arch}.tiny.safetensors", "sha256": sha}}
-    path = root / "model_registry.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    return path
-
-
-@pytest.fixture
-def use_registry(tiny_registry, monkeypatch):
-    monkeypatch.setattr(registry, "REGISTRY_PATH", tiny_registry)
-    monkeypatch.setenv("TDSNN_REGISTRY", str(tiny_registry))
-    return tiny_registry
-
 
 @pytest.fixture(scope="module")
 def stimuli(tmp_path_factory):

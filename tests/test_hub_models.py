@@ -224,7 +224,8 @@ def test_environment_caches_in_a_fresh_process(tmp_path):
 
 
 def test_cached_hub_model_exports_as_a_brainscore_plugin(caches, tmp_path):
-    from brainscore_plugin.commitment import load_network, model_identifier
+    from brainscore_plugin.commitment import model_identifier
+    from tdsnn.registry import load_variant
     from brainscore_plugin.export import export_plugin
 
     _, torch_home = caches
@@ -232,7 +233,7 @@ def test_cached_hub_model_exports_as_a_brainscore_plugin(caches, tmp_path):
     with pytest.warns(UserWarning, match="not pinned"):
         folder = export_plugin("resnet18.in1k", tmp_path / "plugins")
     weights = folder / "resnet18.in1k.safetensors"
-    entry, model, sha = load_network("resnet18.in1k", str(weights))
+    entry, model, sha = load_variant("resnet18.in1k", str(weights))
     assert sha == sha256_file(weights)
     identifier = model_identifier(entry, model, sha)
     assert folder.name == identifier.replace(".", "_").replace("-", "_")
