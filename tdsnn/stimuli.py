@@ -1,16 +1,21 @@
-"""Full-field sine gratings on TDANN's grid (METHOD.md §5).
+"""Analysis stimuli (METHOD.md §5): full-field sine gratings on TDANN's grid, and
+fLoc-style category images read from folders.
 
-8 orientations x 8 spatial frequencies x 5 phases x 2 colour conditions = 640 images.
-The image spans ``DEGREES_PER_IMAGE`` degrees of visual angle.
+Gratings: 8 orientations x 8 spatial frequencies x 5 phases x 2 colour conditions = 640
+images. The image spans ``DEGREES_PER_IMAGE`` degrees of visual angle.
 """
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from PIL import Image
+
+from .data import DataError
 
 DEGREES_PER_IMAGE = 8.0
 ORIENTATIONS_DEG = np.linspace(0.0, 180.0, 9)[:-1]
@@ -56,3 +61,37 @@ def sine_gratings(size: int, supersample: int = 4) -> tuple[torch.Tensor, pd.Dat
     red_cyan = torch.tensor((meta["color"] == "rc").to_numpy())[:, None, None]
     images = torch.stack([wave, torch.where(red_cyan, -wave, wave), torch.where(red_cyan, -wave, wave)], dim=1)
     return 0.5 + 0.5 * images, meta
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+
+
+def category_images(root, size: int) -> tuple[torch.Tensor, np.ndarray, list[str]]:
+    """fLoc-style category images: ``root/<category>/*.{png,jpg,jpeg,bmp}``.
+
+    Categories are the sub-folders, sorted by name. Each image is converted to RGB
+    (grayscale repeated), centre-cropped to a square and resized to ``size`` (bilinear,
+    antialiased). Returns images ``[N, 3, size, size]`` float32 in [0, 1], labels ``[N]``
+    (int64, indexing the names) and the category names. Raises ``DataError`` naming what
+    is missing.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"category images: {root} is not a directory (expected {root}/<category>/*.png)")
+    folders = sorted(p for p in root.iterdir() if p.is_dir())
+    if len(folders) < 2:
+        raise DataError(f"category images: {root} needs at least 2 category sub-folders, found {len(folders)}")
+    images, labels = [], []
+    for label, folder in enumerate(folders):
+        files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise DataError(f"category images: {folder} holds no {'/'.join(IMAGE_SUFFIXES)} files")
+        for path in files:
+            with Image.open(path) as image:
+                x = torch.from_numpy(np.asarray(image.convert("RGB"), dtype=np.float32) / 255).permute(2, 0, 1)
+            side = min(x.shape[1:])
+            top, left = (x.shape[1] - side) // 2, (x.shape[2] - side) // 2
+            x = x[:, top:top + side, left:left + side].unsqueeze(0)
+            images.append(F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)[0])
+            labels.append(label)
+    return torch.stack(images).clamp(0, 1), np.asarray(labels, dtype=np.int64), [f.name for f in folders]

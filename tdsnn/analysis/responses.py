@@ -72,7 +72,7 @@ def _responses(model: torch.nn.Module, images: Tensor, preprocessing: Normalizat
     model.eval()
     try:
         with torch.no_grad():
-            for start in tqdm(range(0, len(images), batch_size), desc="responses", disable=not progress):
+            for start in tqdm(range(0, len(images), batch_size), desc="responses", leave=False, disable=not progress):
                 x = images[start:start + batch_size].to(device=device, dtype=torch.float32)
                 if x.shape[-2:] != (size, size):
                     x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)

@@ -1,0 +1,64 @@
+"""Evaluation data shared by the suites: the test split matching a model's weights."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, TensorDataset
+
+from tdsnn.data import DataError, build_dataset
+
+from . import Options, Subject
+
+
+class DataUnavailable(RuntimeError):
+    """The evaluation data of a suite cannot be had here (no data tag, missing files)."""
+
+
+def evaluation_spec(subject: Subject, options: Options) -> str:
+    """``--data`` when given, else the data tag the weights were trained on."""
+    spec = options.data or subject.entry.data
+    if spec is None:
+        raise DataUnavailable(f"{subject.name} has no data tag; pass --data (e.g. imagenet-val:/path/to/val)")
+    if spec == "imagenet":
+        raise DataUnavailable("no ImageNet path given; pass --data imagenet-val:/path/to/imagenet/val")
+    return spec
+
+
+def test_split(subject: Subject, options: Options, normalize: bool = True) -> tuple[str, Dataset]:
+    """(spec, evaluation split at the model's input size), normalised or in [0, 1]."""
+    spec = evaluation_spec(subject, options)
+    try:
+        return spec, build_dataset(spec, subject.model.config.input_size, train=False, normalize=normalize)
+    except DataError as err:
+        raise DataUnavailable(str(err)) from err
+
+
+def dataset_labels(dataset: Dataset) -> np.ndarray:
+    """Labels ``[N]`` of a dataset, read from its label array when it has one."""
+    for attr in ("labels", "targets"):
+        if hasattr(dataset, attr):
+            return np.asarray(getattr(dataset, attr))
+    if isinstance(dataset, TensorDataset):
+        return dataset.tensors[1].numpy()
+    return np.array([int(dataset[i][1]) for i in range(len(dataset))])
+
+
+def class_names(dataset: Dataset, n_classes: int) -> list[str]:
+    """The dataset's class names, else the class indices as strings."""
+    names = getattr(dataset, "classes", None)
+    return list(names) if names is not None else [str(i) for i in range(n_classes)]
+
+
+def stack(dataset: Dataset, indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images ``[n, 3, S, S]`` and labels ``[n]`` of the items at ``indices``."""
+    items = [dataset[int(i)] for i in indices]
+    return torch.stack([x for x, _ in items]), torch.as_tensor([int(y) for _, y in items])
+
+
+def per_class(dataset: Dataset, per_class_count: int) -> np.ndarray:
+    """Indices of the first ``per_class_count`` items of each class, class by class."""
+    labels = dataset_labels(dataset)
+    classes = np.unique(labels)
+    return np.concatenate([np.flatnonzero(labels == c)[:per_class_count] for c in classes])
