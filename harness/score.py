@@ -6,7 +6,7 @@
         [--benchmarks ID,...] [--neural-data DIR ...]
 
 Models resolve through model_registry.yaml (``arch`` or ``arch.tag``). Results are
-cached per (model, weights sha256, suite, settings) under OUT/cache, so re-running a
+cached per (model, weights sha256, suite, settings, code) under OUT/cache, so re-running a
 table recomputes nothing and an interrupted run resumes at its first unfinished suite;
 results with unavailable parts are recomputed, since their data may have arrived.
 Writes OUT/results.json, OUT/table.{md,csv,tex}, OUT/figures/*.png and OUT/report.html.
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import hashlib
 import json
 import platform
@@ -154,9 +155,20 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+@functools.lru_cache(maxsize=1)
+def code_version() -> str:
+    """sha256 of the tdsnn and harness sources, so that cached results never outlive the code
+    that computed them."""
+    digest = hashlib.sha256()
+    for package in (Path(tdsnn.__file__).parent, Path(__file__).parent):
+        for path in sorted(package.rglob("*.py")):
+            digest.update(path.relative_to(package.parent).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
 def cache_file(out: Path, subject: Subject, name: str, settings: dict) -> Path:
     key = json.dumps({"model": subject.name, "weights": subject.sha256, "suite": name, "settings": settings,
-                      "tdsnn": tdsnn.__version__}, sort_keys=True, default=str)
+                      "code": code_version()}, sort_keys=True, default=str)
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     return out / "cache" / f"{subject.name}-{subject.sha256[:8]}" / f"{name}-{digest}.json"
 
@@ -244,7 +256,7 @@ def main(argv=None) -> int:
     results = {"command": "python harness/score.py " + " ".join(sys.argv[1:] if argv is None else argv),
                "started": started.isoformat(timespec="seconds"),
                "seconds": (datetime.now(timezone.utc) - started).total_seconds(),
-               "device": str(device), "suites": suites, "versions": versions(),
+               "device": str(device), "suites": suites, "versions": versions(), "code_sha256": code_version(),
                "options": _jsonable({**dataclasses.asdict(options), "categories": str(options.categories or ""),
                                      "neural_data": [str(p) for p in options.neural_data]}),
                "models": records}

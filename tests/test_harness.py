@@ -53,6 +53,7 @@ def test_outputs_hold_every_model_and_suite(scored):
     names = [m["name"] for m in results["models"]]
     assert names == ["tsresnet18.tiny", "sresnet18.tiny", "resnet18.tiny", "toponet_resnet18.tiny"]
     assert set(results["versions"]) >= {"torch", "spikingjelly", "brainscore-vision", "tdsnn"}
+    assert len(results["code_sha256"]) == 64
     for model in results["models"]:
         assert len(model["sha256"]) == 64
         suites = model["suites"]

@@ -3,8 +3,8 @@ pixel masking drawn anew at every timestep.
 
 Images are in pixel space, ``[B, 3, S, S]`` in [0, 1]; perturbed images are clamped to
 [0, 1]. Attacks differentiate the cross-entropy with respect to the input only, through
-the whole forward over T (spiking models: through the surrogate gradient), in eval mode,
-so model parameters collect no gradients.
+the whole forward over T (spiking models: through the surrogate gradient), so model
+parameters collect no gradients. Run them in eval mode (``robust_accuracy`` does).
 """
 from __future__ import annotations
 
@@ -57,16 +57,11 @@ def gaussian_noise(images: Tensor, std: float, generator: torch.Generator) -> Te
 
 
 def input_gradient(model: nn.Module, images: Tensor, labels: Tensor) -> Tensor:
-    """d cross-entropy / d images, ``[B, 3, S, S]``, with the model in eval mode."""
-    was_training = model.training
-    model.eval()
-    try:
-        x = images.detach().requires_grad_(True)
-        with torch.enable_grad():
-            loss = F.cross_entropy(model(x), labels)
-            (grad,) = torch.autograd.grad(loss, x)
-    finally:
-        model.train(was_training)
+    """d cross-entropy / d images, ``[B, 3, S, S]``, of the model in its current mode (the
+    attacks expect eval mode); parameters collect no gradients."""
+    x = images.detach().requires_grad_(True)
+    with torch.enable_grad():
+        (grad,) = torch.autograd.grad(F.cross_entropy(model(x), labels), x)
     return grad
 
 
@@ -105,12 +100,11 @@ def robust_accuracy(model: nn.Module, images: Tensor, labels: Tensor, mean: Sequ
     clean and under each perturbation (``PERTURBATIONS``); ``mean``/``std``: the model's
     input normalisation. Returns ``{name: accuracy}`` plus ``"config"``: the strengths
     used. Deterministic for a given ``config.seed``; the training flag is restored."""
-    net = Normalized(model, mean, std).to(device)
+    was_training = model.training
+    net = Normalized(model, mean, std).to(device).eval()
     timesteps = getattr(model, "timesteps", 1)
     generator = torch.Generator().manual_seed(config.seed)
     correct = dict.fromkeys(PERTURBATIONS, 0)
-    was_training = model.training
-    model.eval()
     try:
         for start in tqdm(range(0, len(images), batch_size), desc="robustness", leave=False, disable=not progress):
             x = images[start:start + batch_size].to(device)

@@ -19,17 +19,16 @@ SELECTIVE_T = 2.0
 
 def t_values(responses, labels, category: int) -> np.ndarray:
     """[U] Welch t of each unit, on = stimuli of ``category``, off = all others:
-    (m_on - m_off) / sqrt(s_on²/n_on + s_off²/n_off), with unbiased variances. Units whose
-    two variances are both 0 get t = 0 (no evidence either way)."""
+    (m_on - m_off) / sqrt(s_on²/n_on + s_off²/n_off), with unbiased variances. Units that
+    are constant within both groups have no t; they get 0."""
     r = _numpy(responses).astype(np.float64)
     on = np.asarray(labels) == category
     if on.sum() < 2 or (~on).sum() < 2:
         raise ValueError(f"category {category} needs at least 2 stimuli on and 2 off, got {on.sum()} and {(~on).sum()}")
     a, b = r[on], r[~on]
+    flat = (np.ptp(a, 0) == 0) & (np.ptp(b, 0) == 0)
     se = np.sqrt(a.var(0, ddof=1) / len(a) + b.var(0, ddof=1) / len(b))
-    diff = a.mean(0) - b.mean(0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(se > 0, diff / np.where(se > 0, se, 1.0), 0.0)
+    return np.where(flat, 0.0, (a.mean(0) - b.mean(0)) / np.where(flat, 1.0, se))
 
 
 def selectivity_maps(responses, labels, names: Sequence[str]) -> dict[str, np.ndarray]:
