@@ -175,3 +175,16 @@ def test_missing_evaluation_data_is_an_unavailable_cell(use_registry, tmp_path):
     assert "| resnet18.tiny | ANN | unavailable |" in table
     assert "expected an ImageFolder directory /no/such/val" in table
     assert os.path.exists(tmp_path / "report.html")
+
+
+@pytest.mark.parametrize("suite_name", ["accuracy", "topography", "robustness", "temporal"])
+def test_suites_leave_the_model_untouched(use_registry, suite_name):
+    import torch
+    from harness.suites import Options, suite
+    subject = score.load_subject("sresnet18.tiny", None, torch.device("cpu"))
+    before = {k: v.clone() for k, v in subject.model.state_dict().items()}
+    options = Options(limit=8, robustness_images=8, category_images=3, entropy_timesteps=(1,), progress=False)
+    suite(suite_name).run(subject, options)
+    after = subject.model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert not subject.model.training and subject.model.timesteps == 4
