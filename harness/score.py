@@ -209,6 +209,7 @@ def score_model(out: Path, name: str, weights: Optional[str], suites: list[str],
         if options.strict:
             raise Unavailable(f"{entry.name}: {err}") from err
         record["unavailable"] = str(err)
+        tqdm.write(f"  {entry.name}: unavailable: {err}")
         bar.update(len(suites))
         return record
     record.update(name=subject.name, weights=describe_weights(subject), sha256=subject.sha256,
