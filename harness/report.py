@@ -170,9 +170,7 @@ def write(out: Path, results: dict) -> dict[str, Path]:
     csv = pd.concat([measured, ref], ignore_index=True)
     atomic_write(paths["table.csv"], lambda tmp: csv.to_csv(tmp, index=False))
 
-    tex = (_frame(titles, rows).style.hide(axis="index").to_latex(hrules=True, caption="Measured")
-           + "\n" + _frame(ref_titles, ref_rows).style.hide(axis="index").to_latex(hrules=True,
-                                                                                 caption=reported.SOURCE))
+    tex = _latex(titles, rows, "Measured") + "\n" + _latex(ref_titles, ref_rows, reported.SOURCE)
     atomic_write(paths["table.tex"], lambda tmp: Path(tmp).write_text(tex))
 
     figure_paths = figures.draw_all(results["models"], out / "figures")
@@ -180,6 +178,12 @@ def write(out: Path, results: dict) -> dict[str, Path]:
         _html(results, (titles, rows, reasons), (bench_titles, bench_rows), (ref_titles, ref_rows), figure_paths,
               out)))
     return paths
+
+
+def _latex(titles: list[str], rows: list[dict], caption: str) -> str:
+    """A booktabs table with LaTeX's special characters (%, _, &, ...) escaped."""
+    style = _frame(titles, rows).style.hide(axis="index").format(escape="latex").format_index(escape="latex", axis=1)
+    return style.to_latex(hrules=True, caption=caption.replace("%", r"\%"))
 
 
 def _html_table(titles: list[str], rows: list[dict]) -> str:

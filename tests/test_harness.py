@@ -88,7 +88,8 @@ def test_table_marks_missing_values_and_labels_reported_ones(scored):
     acc = {m["name"]: m["suites"]["accuracy"]["metrics"]["accuracy"] for m in results["models"]}
     drop = measured.loc["tsresnet18.tiny", "Δ accuracy vs baseline (pts)"]
     assert float(drop) == pytest.approx(acc["tsresnet18.tiny"] - acc["sresnet18.tiny"])
-    assert "\\begin{table}" in (scored / "table.tex").read_text()
+    tex = (scored / "table.tex").read_text()
+    assert "\\begin{table}" in tex and "accuracy (\\%)" in tex and "toponet\\_resnet18.tiny" in tex
 
 
 def test_figures_are_written_and_shown_in_the_report(scored):
