@@ -178,8 +178,11 @@ def run_suite(out: Path, subject: Subject, name: str, options: Options) -> dict:
     module = suite(name)
     path = cache_file(out, subject, name, module.settings(subject, options))
     if path.exists():
-        cached = json.loads(path.read_text())
-        if not cached["unavailable"]:
+        try:
+            cached = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            cached = None  # unreadable: computed again
+        if cached is not None and not cached.get("unavailable", True):
             return {**cached, "cached": True}
     start = time.perf_counter()
     result = module.run(subject, options)

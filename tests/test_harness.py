@@ -112,6 +112,11 @@ def test_rerun_recomputes_nothing_and_changed_options_recompute_their_suite(scor
     for model in results["models"]:
         assert not model["suites"]["accuracy"]["cached"] and model["suites"]["temporal"]["cached"]
         assert model["suites"]["accuracy"]["details"]["images"] == 8
+    broken = next((scored / "cache").glob("resnet18.tiny-*/temporal-*.json"))
+    broken.write_text('{"metrics": {')  # e.g. a disk that filled up mid-write
+    assert run(scored, "--suites", "temporal") == 0
+    results = json.loads((scored / "results.json").read_text())
+    assert [m["suites"]["temporal"]["cached"] for m in results["models"]] == [True, True, False, True]
 
 
 def edited_registry(tiny_registry, tmp_path, monkeypatch, edit):

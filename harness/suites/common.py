@@ -57,8 +57,9 @@ def stack(dataset: Dataset, indices: Sequence[int]) -> tuple[torch.Tensor, torch
     return torch.stack([x for x, _ in items]), torch.as_tensor([int(y) for _, y in items])
 
 
-def per_class(dataset: Dataset, per_class_count: int) -> np.ndarray:
-    """Indices of the first ``per_class_count`` items of each class, class by class."""
+def per_class(dataset: Dataset, per_class_count: int, max_classes: int) -> np.ndarray:
+    """Indices of the first ``per_class_count`` items of each of the first ``max_classes``
+    classes, class by class."""
     labels = dataset_labels(dataset)
-    classes = np.unique(labels)
+    classes = np.unique(labels)[:max_classes]
     return np.concatenate([np.flatnonzero(labels == c)[:per_class_count] for c in classes])

@@ -21,6 +21,8 @@ from .common import DataUnavailable, class_names, per_class, stack, test_split
 
 #: V1 map name -> grating metadata column.
 V1_FACTORS = {"orientation": "orientation", "sf": "sf_cpd", "color": "color"}
+#: Classes of a test split used as categories (ImageNet's 1000 would not fit in memory).
+MAX_CATEGORIES = 10
 
 
 def settings(subject: Subject, options: Options) -> dict:
@@ -31,15 +33,17 @@ def settings(subject: Subject, options: Options) -> dict:
 
 def category_set(subject: Subject, options: Options) -> tuple[torch.Tensor, np.ndarray, list[str], str]:
     """Images ``[N, 3, S, S]`` in [0, 1], labels ``[N]``, category names and a description:
-    the ``--categories`` folders, else ``category_images`` test images per class."""
+    the ``--categories`` folders, else ``category_images`` test images of each of the
+    first ``MAX_CATEGORIES`` classes."""
     size = subject.model.config.input_size
     if options.categories is not None:
         images, labels, names = category_images(options.categories, size)
         return images, np.asarray(labels), names, f"category folders {options.categories}"
     spec, dataset = test_split(subject, options, normalize=False)
-    images, labels = stack(dataset, per_class(dataset, options.category_images))
-    names = class_names(dataset, int(labels.max()) + 1)
-    return images, labels.numpy(), names, f"{spec} test split, first {options.category_images} images per class"
+    images, labels = stack(dataset, per_class(dataset, options.category_images, MAX_CATEGORIES))
+    names = class_names(dataset, int(labels.max()) + 1)[:int(labels.max()) + 1]
+    return (images, labels.numpy(), names,
+            f"{spec} test split, first {options.category_images} images of each of its first {len(names)} classes")
 
 
 def _v1_maps(subject: Subject, options: Options, result: dict) -> None:
