@@ -35,7 +35,7 @@ from tqdm import tqdm
 
 import tdsnn
 from harness import report
-from harness.suites import SUITES, Options, Subject, suite
+from harness.suites import SUITES, Options, Subject, Unavailable, suite
 from tdsnn.analysis.robustness import RobustnessConfig
 from tdsnn.checkpoint import CheckpointError, WeightsUnavailable, atomic_write
 from tdsnn.data import DataError, DataSpec
@@ -48,10 +48,6 @@ VERSIONED_PACKAGES = ("torch", "torchvision", "spikingjelly", "brainscore-vision
 
 class UsageError(ValueError):
     """Bad command-line input (exit status 2)."""
-
-
-class Unavailable(RuntimeError):
-    """Something could not be measured and ``--strict`` was given (exit status 1)."""
 
 
 def _names(text: str) -> list[str]:

@@ -69,26 +69,35 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 def category_images(root, size: int) -> tuple[torch.Tensor, np.ndarray, list[str]]:
     """fLoc-style category images: ``root/<category>/*.{png,jpg,jpeg,bmp}``.
 
-    Categories are the sub-folders, sorted by name. Each image is converted to RGB
-    (grayscale repeated), centre-cropped to a square and resized to ``size`` (bilinear,
-    antialiased). Returns images ``[N, 3, size, size]`` float32 in [0, 1], labels ``[N]``
-    (int64, indexing the names) and the category names. Raises ``DataError`` naming what
-    is missing.
+    Categories are the sub-folders, sorted by name (VPNL fLoc's ``stimuli/`` folder:
+    adult, body, car, ...); image suffixes match case-insensitively; names starting with
+    "." (hidden files and folders) are skipped. Each image is converted to RGB
+    (grayscale repeated to 3 channels), centre-cropped to a square (the shorter side is
+    kept, no letterbox) and resized to ``size`` (bilinear, antialiased). Returns images
+    ``[N, 3, size, size]`` float32 in [0, 1], labels ``[N]`` (int64, indexing the names;
+    files within a category sorted by name) and the category names. Raises
+    ``DataError`` naming what was expected when root is not a directory, has fewer than
+    2 category folders, a folder holds no images, or an image cannot be read.
     """
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"category images: {root} is not a directory (expected {root}/<category>/*.png)")
-    folders = sorted(p for p in root.iterdir() if p.is_dir())
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if len(folders) < 2:
         raise DataError(f"category images: {root} needs at least 2 category sub-folders, found {len(folders)}")
     images, labels = [], []
     for label, folder in enumerate(folders):
-        files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        files = sorted(p for p in folder.iterdir()
+                       if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file() and not p.name.startswith("."))
         if not files:
             raise DataError(f"category images: {folder} holds no {'/'.join(IMAGE_SUFFIXES)} files")
         for path in files:
-            with Image.open(path) as image:
-                x = torch.from_numpy(np.asarray(image.convert("RGB"), dtype=np.float32) / 255).permute(2, 0, 1)
+            try:
+                with Image.open(path) as image:
+                    rgb = np.asarray(image.convert("RGB"), dtype=np.float32)
+            except (OSError, ValueError) as err:  # PIL.UnidentifiedImageError is an OSError
+                raise DataError(f"category images: cannot read {path} as an image ({err})") from err
+            x = torch.from_numpy(rgb / 255).permute(2, 0, 1)
             side = min(x.shape[1:])
             top, left = (x.shape[1] - side) // 2, (x.shape[2] - side) // 2
             x = x[:, top:top + side, left:left + side].unsqueeze(0)

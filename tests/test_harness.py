@@ -194,3 +194,15 @@ def test_suites_leave_the_model_untouched(use_registry, suite_name):
     after = subject.model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert not subject.model.training and subject.model.timesteps == 4
+
+
+def test_brainscore_offline_rows_strict_and_unknown_ids_through_the_cli(use_registry, tmp_path, capsys):
+    args = ["--model", "resnet18.tiny", "--compare", "", "--suites", "brainscore", "--no-progress"]
+    assert score.main([*args, "--benchmarks", "NoSuch.IT-pls", "--out", str(tmp_path / "bad")]) == 2
+    assert "unknown benchmark(s) NoSuch.IT-pls; registered: " in capsys.readouterr().err
+    assert score.main([*args, "--out", str(tmp_path / "offline")]) == 0
+    table = (tmp_path / "offline" / "table.md").read_text()
+    assert "| resnet18.tiny | ANN | unavailable | unavailable | unavailable | unavailable |" in table
+    assert "| MajajHong2015public.IT-pls | unavailable: S3 unreachable" in table
+    assert score.main([*args, "--out", str(tmp_path / "strict"), "--strict"]) == 1
+    assert "S3 unreachable" in capsys.readouterr().err

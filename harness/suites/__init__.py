@@ -25,6 +25,10 @@ from tdsnn.analysis.robustness import RobustnessConfig
 from tdsnn.data import Preprocessing
 from tdsnn.registry import ModelEntry
 
+class Unavailable(RuntimeError):
+    """Something could not be measured and ``Options.strict`` asks for an error."""
+
+
 #: Suites in the order they run and appear in tables.
 SUITES = ("accuracy", "topography", "robustness", "temporal", "brainscore")
 

@@ -12,7 +12,8 @@ import torch
 
 from tdsnn.analysis import (block_rates, circular_variance, correlation_vs_distance, effective_dimensionality,
                             map_smoothness, tuning_curves)
-from tdsnn.analysis.selectivity import category_smoothness, overlap_correlations, selective_fraction, selectivity_maps
+from tdsnn.analysis.selectivity import (FLOC_EXCLUDED, category_smoothness, floc_domains, overlap_correlations,
+                                        responsive_units, selective_fraction, selectivity_maps)
 from tdsnn.sheets import model_sheet
 from tdsnn.stimuli import category_images, sine_gratings
 
@@ -82,9 +83,12 @@ def _categories(subject: Subject, options: Options, result: dict) -> None:
         metrics[f"effective_dimensionality_{region}"] = effective_dimensionality(responses[block])
     it = regions["IT"]
     positions = model_sheet(model, it).positions.cpu().numpy()
-    maps = selectivity_maps(responses[it].numpy(), labels, names)
-    order, overlap = overlap_correlations(maps)
-    per_category = {name: category_smoothness(t, positions) for name, t in maps.items()}
+    domains = floc_domains(names)  # fLoc folders: TDANN's five domain maps; else one map per category
+    excluded = [c for c in FLOC_EXCLUDED if c in names] if domains else []
+    maps = selectivity_maps(responses[it].numpy(), labels, names, domains=domains, exclude=excluded)
+    responsive = responsive_units(responses[it])  # silent units (t = 0 everywhere) would fake smoothness
+    order, overlap = overlap_correlations(maps, mask=responsive)
+    per_category = {name: category_smoothness(t, positions, mask=responsive) for name, t in maps.items()}
     metrics["it_category_smoothness"] = float(np.nanmean([m["smoothness"] for m in per_category.values()]))
     metrics["it_category_smoothness_chance"] = float(np.nanmean([m["chance"] for m in per_category.values()]))
     arrays["it_positions"] = positions
@@ -92,7 +96,9 @@ def _categories(subject: Subject, options: Options, result: dict) -> None:
     arrays["it_overlap"] = overlap
     result["details"].update(categories=list(order), category_source=source, category_stimuli=len(images),
                              it_block=it, it_category_smoothness={n: m["smoothness"] for n, m in per_category.items()},
-                             it_selective_fraction={n: selective_fraction(t) for n, t in maps.items()})
+                             it_selective_fraction={n: selective_fraction(t, mask=responsive) for n, t in maps.items()},
+                             it_maps="fLoc domains" if domains else "categories",
+                             it_responsive_units=int(responsive.sum()))
 
 
 def run(subject: Subject, options: Options) -> dict:

@@ -1,58 +1,179 @@
 """IT category selectivity on the cortical sheet (METHOD.md §5, after TDANN's VTC analyses).
 
-Responses are ``[N, U]`` (stimuli x units, e.g. ``block_rates`` of layer4.1 on category
-images) with integer labels ``[N]`` indexing the category names; positions ``[U, 2]`` mm.
+Responses are ``[N, U]`` (stimuli x units, e.g. ``block_rates`` of layer4.1 on the
+category images of ``tdsnn.stimuli.category_images``) with integer labels ``[N]``
+indexing the category names; positions are ``[U, 2]`` in mm
+(``model_sheet(model, block).positions``). Arrays may be numpy or torch; results are numpy.
+
+Selectivity of a unit for a category (or a domain, a group of categories) is Welch's
+t between its responses to the "on" stimuli and to all other ("off") stimuli. One t per
+unit makes a t-map; maps of different categories are compared by their Pearson
+correlation over units (overlap), and each map's smoothness is TDANN's
+(max - first) / max of the mean |delta t| against cortical distance, with the same
+``smoothness_curve`` / ``smoothness`` as the V1 orientation map.
 """
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Mapping, Optional, Sequence, Union
 
 import numpy as np
 
 from .maps import _numpy, smoothness, smoothness_curve
 
-#: Distance range of the category smoothness curve: half the side of the 70 mm IT sheet.
-IT_MAX_DIST_MM = 35.0
-#: t above which a unit counts as selective for a category (TDANN's threshold).
-SELECTIVE_T = 2.0
+#: Distance range (mm) of the category-smoothness curve: TDANN's IT/VTC ``distance_cutoff``
+#: (notebooks F03-F05; bins ``linspace(0, 60, 10)``, i.e. 9 bins of 6.7 mm, as here). It
+#: lies within the 70 mm IT sheet (``tdsnn.sheets.AREAS["IT"]``; diagonal 99 mm).
+IT_MAX_DIST_MM = 60.0
+#: Distance bins of the category-smoothness curve (TDANN: 9).
+IT_BINS = 9
+#: Units per sample and samples of the category-smoothness curve (TDANN's VTC notebooks: 500 and 25).
+IT_SAMPLE_SIZE = 500
+IT_SAMPLES = 25
+#: t at or above which a unit counts as category selective (TDANN's "% category selective",
+#: scripts/supplement/layer_selection.py; its patches also use 10). t grows with sqrt(n):
+#: TDANN had 144 fLoc images per category.
+SELECTIVE_T = 10.0
+#: fLoc domains (VPNL fLoc category folders) as TDANN groups them; each domain's t-map
+#: contrasts its two categories with the other eight (``FLOC_EXCLUDED`` images dropped).
+FLOC_DOMAINS: dict[str, tuple[str, str]] = {
+    "characters": ("number", "word"),
+    "bodies": ("body", "limb"),
+    "faces": ("adult", "child"),
+    "objects": ("car", "instrument"),
+    "places": ("corridor", "house"),
+}
+#: fLoc categories TDANN leaves out of every contrast.
+FLOC_EXCLUDED: tuple[str, ...] = ("scrambled",)
+
+Labels = Union[int, Sequence[int]]
 
 
-def t_values(responses, labels, category: int) -> np.ndarray:
-    """[U] Welch t of each unit, on = stimuli of ``category``, off = all others:
-    (m_on - m_off) / sqrt(s_on²/n_on + s_off²/n_off), with unbiased variances. Units that
-    are constant within both groups have no t; they get 0."""
-    r = _numpy(responses).astype(np.float64)
-    on = np.asarray(labels) == category
-    if on.sum() < 2 or (~on).sum() < 2:
-        raise ValueError(f"category {category} needs at least 2 stimuli on and 2 off, got {on.sum()} and {(~on).sum()}")
-    a, b = r[on], r[~on]
+def t_values(responses, labels, category: Labels, off: Optional[Sequence[int]] = None, ddof: int = 1,
+             constant: float = 0.0) -> np.ndarray:
+    """Welch t of each unit, ``[U]`` float64.
+
+    t = (m_on - m_off) / sqrt(s_on²/n_on + s_off²/n_off), where "on" are the stimuli whose
+    label is ``category`` (an int, or a sequence of ints for a domain) and "off" those
+    with a label in ``off`` (default: every stimulus not on). s² is the variance with
+    ``ddof`` (1: unbiased, as scipy's ``ttest_ind(equal_var=False)``; TDANN's ``tstat``
+    uses 0). Units constant within both groups (zero denominator, e.g. silent units) get
+    ``constant``: 0 by default as in TDANN, also when the two constants differ; pass NaN
+    to leave them out of ``category_smoothness`` and ``overlap_correlations``.
+
+    responses: ``[N, U]``; labels: ``[N]`` ints. Raises ValueError unless both groups
+    hold at least 2 stimuli.
+    """
+    r = _numpy(responses)
+    lab = _numpy(labels).reshape(-1)
+    if r.ndim != 2 or r.shape[0] != len(lab):
+        raise ValueError(f"responses {r.shape} do not match {len(lab)} labels")
+    on = np.isin(lab, np.atleast_1d(category))
+    off_mask = ~on if off is None else np.isin(lab, np.atleast_1d(off)) & ~on
+    n_on, n_off = int(on.sum()), int(off_mask.sum())
+    if min(n_on, n_off) < 2 or min(n_on, n_off) <= ddof:
+        raise ValueError(f"category {category} needs at least 2 stimuli on and 2 off (and more than ddof={ddof}), "
+                         f"got {n_on} and {n_off}")
+    a, b = r[on].astype(np.float64), r[off_mask].astype(np.float64)
+    # ptp, not the variance, decides constancy: the variance of a constant float column
+    # can round to a tiny positive number and blow t up.
     flat = (np.ptp(a, 0) == 0) & (np.ptp(b, 0) == 0)
-    se = np.sqrt(a.var(0, ddof=1) / len(a) + b.var(0, ddof=1) / len(b))
-    return np.where(flat, 0.0, (a.mean(0) - b.mean(0)) / np.where(flat, 1.0, se))
+    se = np.sqrt(a.var(0, ddof=ddof) / n_on + b.var(0, ddof=ddof) / n_off)
+    return np.where(flat, constant, (a.mean(0) - b.mean(0)) / np.where(flat, 1.0, se))
 
 
-def selectivity_maps(responses, labels, names: Sequence[str]) -> dict[str, np.ndarray]:
-    """``{name: t-map [U]}``, one per category; ``labels`` index ``names``."""
-    return {name: t_values(responses, labels, k) for k, name in enumerate(names)}
+def floc_domains(names: Sequence[str]) -> Optional[dict[str, tuple[str, str]]]:
+    """``FLOC_DOMAINS`` when ``names`` (category folder names) hold all ten fLoc domain
+    categories, else None (then ``selectivity_maps`` makes one map per category)."""
+    wanted = {c for pair in FLOC_DOMAINS.values() for c in pair}
+    return dict(FLOC_DOMAINS) if wanted <= set(names) else None
 
 
-def overlap_correlations(maps: Mapping[str, np.ndarray]) -> tuple[list[str], np.ndarray]:
-    """Category names and the ``[K, K]`` Pearson correlations between their t-maps."""
+def selectivity_maps(responses, labels, names: Sequence[str],
+                     domains: Optional[Mapping[str, Sequence[str]]] = None,
+                     exclude: Sequence[str] = (), **t_options) -> dict[str, np.ndarray]:
+    """``{name: t-map [U]}``: responses ``[N, U]``, labels ``[N]`` indexing ``names``.
+
+    Without ``domains``, one map per category of ``names`` (on = that category, off = all
+    other stimuli). With ``domains`` (e.g. ``FLOC_DOMAINS`` or ``floc_domains(names)``),
+    one map per domain: on = its categories, off = all other categories. Categories in
+    ``exclude`` (TDANN: ``FLOC_EXCLUDED``) get no map and are in no off group.
+    t_options: ``ddof``, ``constant`` of ``t_values``.
+    """
+    names = list(names)
+    index = {name: k for k, name in enumerate(names)}
+    unknown = [c for c in exclude if c not in index]
+    if domains is not None:
+        unknown += [c for cats in domains.values() for c in cats if c not in index]
+    if unknown:
+        raise ValueError(f"categories {unknown} are not among {names}")
+    excluded = {index[c] for c in exclude}
+    kept = [k for k in range(len(names)) if k not in excluded]
+    if domains is None:
+        groups = {names[k]: [k] for k in kept}
+    else:
+        groups = {domain: [index[c] for c in cats] for domain, cats in domains.items()}
+        clash = [d for d, ks in groups.items() if excluded & set(ks)]
+        if clash:
+            raise ValueError(f"domains {clash} contain excluded categories {list(exclude)}")
+    return {name: t_values(responses, labels, on, off=[k for k in kept if k not in on], **t_options)
+            for name, on in groups.items()}
+
+
+def overlap_correlations(maps: Mapping[str, np.ndarray], mask=None) -> tuple[list[str], np.ndarray]:
+    """Map names (in ``maps`` order) and the ``[K, K]`` Pearson correlations between their
+    t-maps over units (all maps ``[U]``). Units with a non-finite t in any map, or outside
+    ``mask`` ``[U]`` bool, are left out; a constant map correlates NaN (its diagonal too)."""
     names = list(maps)
-    return names, np.corrcoef(np.stack([np.asarray(maps[n], dtype=np.float64) for n in names]))
+    t = np.stack([_numpy(maps[n]).astype(np.float64).reshape(-1) for n in names])
+    keep = np.isfinite(t).all(0)
+    if mask is not None:
+        keep &= _numpy(mask).astype(bool).reshape(-1)
+    z = t[:, keep] - t[:, keep].mean(1, keepdims=True)
+    norm = np.sqrt((z * z).sum(1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        z /= np.where(norm > 0, norm, np.nan)[:, None]
+    return names, np.clip(z @ z.T, -1.0, 1.0)
 
 
-def selective_fraction(t_map, threshold: float = SELECTIVE_T) -> float:
-    """Fraction of units with t above ``threshold``."""
-    return float((np.asarray(t_map) > threshold).mean())
+def selective_fraction(t_map, threshold: float = SELECTIVE_T, mask=None) -> float:
+    """Fraction of units (within ``mask`` ``[U]`` bool, if given) with t >= ``threshold``
+    (TDANN's criterion); NaN t count as not selective; NaN for no units."""
+    t = _numpy(t_map).astype(np.float64).reshape(-1)
+    if mask is not None:
+        t = t[_numpy(mask).astype(bool).reshape(-1)]
+    return float((t >= threshold).mean()) if t.size else float("nan")
 
 
-def category_smoothness(t_map, positions, max_dist: float = IT_MAX_DIST_MM, seed: int = 0, **curve_options) -> dict:
-    """Smoothness of a t-map: mean |Δt| against cortical distance (``smoothness_curve``,
-    no circular period, up to ``max_dist`` mm) and TDANN's (max - first) / max, once as is
-    and once with shuffled distances (chance). Returns smoothness, chance, bin_centers,
-    curves and chance_curves, as ``map_smoothness``."""
-    centers, curves = smoothness_curve(t_map, positions, max_dist=max_dist, seed=seed, **curve_options)
-    _, chance = smoothness_curve(t_map, positions, max_dist=max_dist, shuffle=True, seed=seed, **curve_options)
+def responsive_units(responses, min_mean: float = 0.0) -> np.ndarray:
+    """``[U]`` bool: units whose mean response over stimuli ``[N, U]`` exceeds ``min_mean``.
+    TDANN keeps IT units with mean ReLU activation > 0.5 for category smoothness; for
+    spike rates (in [0, 1]) the default, > 0, drops only silent units."""
+    return _numpy(responses).mean(0) > min_mean
+
+
+def category_smoothness(t_map, positions, max_dist: float = IT_MAX_DIST_MM, mask=None, seed: int = 0,
+                        **curve_options) -> dict:
+    """Smoothness of a category t-map ``[U]`` over unit positions ``[U, 2]`` (mm).
+
+    Mean |delta t| of unit pairs against their cortical distance (``smoothness_curve``,
+    no circular period, ``n_bins`` (default ``IT_BINS``) equal bins of [0, max_dist] mm,
+    ``n_samples`` (``IT_SAMPLES``) samples of ``sample_size`` (``IT_SAMPLE_SIZE``) units),
+    summarised by ``smoothness`` (TDANN's mean per-sample (max - first) / max), once as
+    is and once with shuffled distances (chance, near 0). Only units in ``mask`` ``[U]``
+    bool (e.g. ``responsive_units``; default all) with a finite t take part.
+
+    Returns a dict: smoothness, chance (floats), bin_centers ``[n_bins]`` mm, curves and
+    chance_curves ``[n_samples, n_bins]`` (mean |delta t| per bin), mask ``[U]`` bool.
+    """
+    t = _numpy(t_map).astype(np.float64).reshape(-1)
+    pos = _numpy(positions)
+    if pos.shape != (len(t), 2):
+        raise ValueError(f"positions {pos.shape} do not match {len(t)} units")
+    keep = np.isfinite(t)
+    if mask is not None:
+        keep &= _numpy(mask).astype(bool).reshape(-1)
+    options = {"n_bins": IT_BINS, "n_samples": IT_SAMPLES, "sample_size": IT_SAMPLE_SIZE, **curve_options}
+    centers, curves = smoothness_curve(t[keep], pos[keep], max_dist=max_dist, seed=seed, **options)
+    _, chance = smoothness_curve(t[keep], pos[keep], max_dist=max_dist, shuffle=True, seed=seed, **options)
     return {"smoothness": smoothness(curves), "chance": smoothness(chance), "bin_centers": centers,
-            "curves": curves, "chance_curves": chance}
+            "curves": curves, "chance_curves": chance, "mask": keep}
