@@ -58,9 +58,12 @@ from brainscore_core.supported_data_standards.brainio.stimuli import StimulusSet
 from brainscore_vision import load_ceiling, load_metric  # noqa: E402
 from brainscore_vision.benchmark_helpers.neural_common import (NeuralBenchmark, RSABenchmark,  # noqa: E402
                                                                average_repetition)
+from brainscore_vision.model_helpers.activations.pytorch import disable_activation_caching  # noqa: E402
+
+from brainscore_plugin.commitment import activations_model  # noqa: E402
 
 from tdsnn.checkpoint import atomic_write  # noqa: E402
-from tdsnn.data import DataError  # noqa: E402
+from tdsnn.data import DataError, synthetic_images  # noqa: E402
 
 PACK_FILE, STIMULI_FILE, ASSEMBLY_FILE, IMAGES_DIR = "pack.json", "stimuli.csv", "assembly.nc", "images"
 REGIONS = ("V1", "V2", "V4", "IT")
@@ -221,8 +224,6 @@ def make_demo_pack(folder, model: Union[str, Callable[[torch.Tensor], np.ndarray
     in [0, 1] -> features [N, F]``. shuffled: the control: each stimulus gets another
     stimulus's responses (stimulus ids permuted), so no model should predict them.
     """
-    from tdsnn.data import synthetic_images
-
     folder = Path(folder)
     rng = np.random.default_rng(seed)
     images, labels = synthetic_images(n_images, image_size, classes=classes, seed=seed)
@@ -257,9 +258,6 @@ def make_demo_pack(folder, model: Union[str, Callable[[torch.Tensor], np.ndarray
 
 def _model_features(name: str, weights: Optional[str], region: str, stimulus_set: StimulusSet) -> np.ndarray:
     """Rates ``[N, F]`` of registered model ``name``'s ``region`` layer, as Brain-Score extracts them."""
-    from brainscore_plugin.commitment import activations_model
-    from brainscore_vision.model_helpers.activations.pytorch import disable_activation_caching
-
     entry, wrapper = activations_model(name, weights, batch_size=min(64, len(stimulus_set)))  # no padded batch
     layer = entry.region_layer_map[region]
     return np.asarray(disable_activation_caching(wrapper)(stimulus_set, layers=[layer]).values, dtype=np.float64)

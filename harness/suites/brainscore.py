@@ -38,7 +38,7 @@ import urllib.error
 import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import Optional
 from urllib.parse import urlparse
 
 os.environ.setdefault("BS_INSTALL_DEPENDENCIES", "no")  # never pip-install plugin requirements
@@ -50,12 +50,10 @@ from brainscore_core.supported_data_standards.brainio import fetch as brainio_fe
 from brainscore_vision import load_benchmark  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+from brainscore_plugin.commitment import brain_model  # noqa: E402
 from harness.neural_pack import PackError, load_pack, pack_digest  # noqa: E402
 
-from . import Unavailable  # noqa: E402
-
-if TYPE_CHECKING:
-    from . import Options, Subject
+from . import Options, Subject, Unavailable  # noqa: E402
 
 REGIONS = ("V1", "V2", "V4", "IT")
 MARQUES_V1 = tuple(f"Marques2020_{p}" for p in (
@@ -206,7 +204,7 @@ def reason(err: BaseException) -> str:
 # the suite
 # ---------------------------------------------------------------------------------------------
 
-def settings(subject: "Subject", options: "Options") -> dict:
+def settings(subject: Subject, options: Options) -> dict:
     """What the result depends on besides the model: benchmark ids and the packs' contents."""
     ids = list(BENCHMARKS) if options.benchmarks is None else list(options.benchmarks)
     return {"benchmarks": ids, "packs": {str(p): pack_digest(p) for p in options.neural_data}}
@@ -273,7 +271,7 @@ def _scalar(value) -> Optional[float]:
         return None
 
 
-def run(subject: "Subject", options: "Options") -> dict:
+def run(subject: Subject, options: Options) -> dict:
     strict, progress = bool(getattr(options, "strict", False)), bool(getattr(options, "progress", False))
     ids = list(BENCHMARKS) if options.benchmarks is None else list(dict.fromkeys(options.benchmarks))
     check_benchmarks(ids)
@@ -356,10 +354,8 @@ def run(subject: "Subject", options: "Options") -> dict:
                         "preflight": {host: why or "reachable" for host, why in consulted.items()}}}
 
 
-def brain_model_of(subject: "Subject", options: "Options"):
+def brain_model_of(subject: Subject, options: Options):
     """The subject's Brain-Score model (rate-coded), on the subject's device."""
-    from brainscore_plugin.commitment import brain_model
-
     model = brain_model(subject.name, weights=subject.weights, batch_size=getattr(options, "batch_size", 64))
     _place(model, getattr(subject, "device", None))
     return model

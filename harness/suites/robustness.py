@@ -28,4 +28,4 @@ def run(subject: Subject, options: Options) -> dict:
                              batch_size=options.batch_size, device=subject.device, progress=options.progress)
     metrics = {k: result[k] for k in ("clean", "noise", "fgsm", "pgd", "mask")}
     return {"metrics": metrics, "unavailable": {},
-            "details": {"data": spec, "images": len(images), "config": dataclasses.asdict(options.robustness)}}
+            "details": {"data": spec, "images": result["images"], "config": result["config"]}}
