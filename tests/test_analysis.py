@@ -14,7 +14,7 @@ from tdsnn.analysis import (block_rates, block_spikes, circular_variance, correl
 from tdsnn.data import Preprocessing
 from tdsnn.stimuli import ORIENTATIONS_DEG, SF_CYCLES_PER_IMAGE, grating_metadata
 
-from conftest import TINY
+from tiny import TINY
 
 META = grating_metadata()
 THETA = np.deg2rad(META["orientation"].to_numpy())[:, None]  # [640, 1]

@@ -14,7 +14,7 @@ from PIL import Image
 import tdsnn
 from tdsnn.checkpoint import save_model
 
-from conftest import TINY, make_firing
+from tiny import TINY, make_firing
 
 from brainscore_core.supported_data_standards.brainio.stimuli import StimulusSet  # noqa: E402
 from brainscore_vision.model_helpers.brain_transformation import ModelCommitment  # noqa: E402

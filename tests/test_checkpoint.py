@@ -6,7 +6,7 @@ import tdsnn
 from tdsnn import registry
 from tdsnn.checkpoint import CheckpointError, read_checkpoint, save_model, sha256_file
 
-from conftest import TINY
+from tiny import TINY
 
 
 @pytest.mark.parametrize("name", ["resnet18", "sresnet18", "tsresnet18"])

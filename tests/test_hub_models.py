@@ -23,7 +23,7 @@ import tdsnn
 from tdsnn import hub, registry
 from tdsnn.checkpoint import CheckpointError, WeightsUnavailable, save_model, sha256_file
 
-from conftest import TINY
+from tiny import TINY
 
 REPO = "murtylab/topo-resnet18-imagenet"
 REVISION = "0123456789abcdef0123456789abcdef01234567"

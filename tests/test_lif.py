@@ -4,7 +4,7 @@ from spikingjelly.activation_based import functional, neuron
 from tdsnn.config import NeuronConfig
 from tdsnn.models.sresnet import lif
 
-from conftest import TINY
+from tiny import TINY
 import tdsnn
 
 

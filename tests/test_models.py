@@ -9,9 +9,7 @@ import tdsnn
 from tdsnn.config import BLOCKS, ModelConfig
 from tdsnn.registry import build
 
-from conftest import TINY, make_firing
-
-ARCHS = ["resnet18", "toponet_resnet18", "sresnet18", "tsresnet18"]
+from tiny import ARCHS, TINY, make_firing
 
 
 def test_list_models_has_every_architecture():

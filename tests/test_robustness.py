@@ -11,7 +11,7 @@ import tdsnn
 from tdsnn.analysis.robustness import (PERTURBATIONS, Normalized, RobustnessConfig, fgsm, gaussian_noise,
                                        input_gradient, pgd, robust_accuracy, timestep_mask)
 
-from conftest import TINY, make_firing
+from tiny import TINY, make_firing
 
 MEAN, STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
 T = 4
