@@ -5,10 +5,10 @@ Measures, at the same width, input size and batch:
   STC overhead = TSResNet18 step / SResNet18 step               target <= 1.10
 and the peak RSS of one training step of each model.
 
-A step is forward, loss (cross-entropy, + STC for TSResNet18), backward and an
-AdamW update. Each model runs in its own subprocess (so peak RSS is its own); the
-three run back to back in every round and each ratio is taken within a round, so
-machine-speed drift between rounds cancels. Reported: min and median over rounds.
+A step is forward, the training objective of ``tdsnn-train`` (cross-entropy, + STC for
+TSResNet18), backward and an AdamW update. Each model runs in its own subprocess (so peak
+RSS is its own); the three run back to back in every round and each ratio is taken within
+a round, so machine-speed drift between rounds cancels. Reported: min and median over rounds.
 
     python benchmarks/bench_train_step.py --rounds 5
 """
@@ -38,6 +38,7 @@ def sgemm_gflops(n: int = 1024, repeats: int = 10) -> float:
 def worker(args: argparse.Namespace) -> None:
     import torch
     import tdsnn
+    from tdsnn.training.objective import Objective
 
     torch.manual_seed(0)
     overrides = dict(width=args.width, input_size=args.size, num_classes=10, stem=args.stem)
@@ -46,17 +47,15 @@ def worker(args: argparse.Namespace) -> None:
     if args.model == "tsresnet18":
         overrides["stc"] = {"clusters_per_layer": args.clusters}
     model = tdsnn.create_model(args.model, **overrides).train()
+    objective = Objective(model, topographic=hasattr(model, "sheets"))
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     x = torch.rand(args.batch, 3, args.size, args.size)
     y = torch.randint(0, 10, (args.batch,))
-    topographic = hasattr(model, "sheets")
+    generator = torch.Generator().manual_seed(0)
 
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)
-        logits, blocks = model.forward_blocks(x)
-        loss = torch.nn.functional.cross_entropy(logits, y)
-        if topographic:
-            loss = loss + model.topo_loss(blocks)[0]
+        loss, _, _ = objective(x, y, generator)
         loss.backward()
         optimizer.step()
 

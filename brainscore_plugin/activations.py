@@ -12,11 +12,8 @@ timesteps ``[2 s, 3 s)`` for ``steps_per_bin = s`` (see ``temporal.py``).
 """
 from __future__ import annotations
 
-import os
 from collections import OrderedDict
 from typing import Callable, Optional
-
-os.environ.setdefault("BS_INSTALL_DEPENDENCIES", "no")
 
 import numpy as np
 import torch

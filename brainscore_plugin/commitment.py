@@ -1,7 +1,10 @@
-"""Brain-Score models of registered tdsnn variants (``model_registry.yaml``).
+"""Brain-Score models of tdsnn networks.
 
-``brain_model(name)`` is the rate-coded ``ModelCommitment``; ``brain_model(name,
-temporal=True)`` returns one time bin per group of timesteps. Both attach the cortical
+``TDSNNCommitment`` wraps a built model with everything a commitment needs besides it
+(``CommitmentSpec``: region -> layer map, preprocessing, ms per timestep), wherever that
+comes from: ``brain_model(name)`` takes it from the registry, an exported plugin from its
+own ``plugin.json`` (``exported.py``). The rate-coded model averages over the timesteps;
+``temporal=True`` returns one time bin per group of timesteps. Both attach the cortical
 sheet positions (``tissue_x``, ``tissue_y`` in mm) as neuroid coordinates where the model
 has sheets, and their identifiers carry T and the weights' short sha256 so that
 Brain-Score's activation cache never serves stale activations after retraining.
@@ -9,10 +12,8 @@ Brain-Score's activation cache never serves stale activations after retraining.
 from __future__ import annotations
 
 import functools
-import os
+from dataclasses import dataclass
 from typing import Optional
-
-os.environ.setdefault("BS_INSTALL_DEPENDENCIES", "no")
 
 import numpy as np
 import torch
@@ -22,28 +23,54 @@ from brainscore_vision.model_helpers.brain_transformation import ModelCommitment
 from brainscore_vision.model_helpers.brain_transformation.neural import LayerMappedModel
 from brainscore_vision.model_helpers.brain_transformation.temporal import TemporalAligned
 
+from tdsnn.data import Preprocessing
 from tdsnn.registry import ModelEntry, load_variant
 
 from .activations import TIME_SEPARATOR, SpikingActivationsModel
 
 VISUAL_DEGREES = 8
 BEHAVIORAL_READOUT_LAYER = "avgpool"
+TEMPORAL_SUFFIX = "-temporal"
 
 
-def model_identifier(entry: ModelEntry, model: torch.nn.Module, sha256: str) -> str:
+@dataclass(frozen=True)
+class CommitmentSpec:
+    """What a commitment needs besides the model.
+
+    region_layer_map: Brain-Score region -> block name; preprocessing: image size (px) and
+    normalisation; temporal: ``t0_ms`` and ``step_ms``, timestep t spans
+    ``[t0 + t step, t0 + (t + 1) step)`` ms.
+    """
+    region_layer_map: dict[str, str]
+    preprocessing: Preprocessing
+    temporal: dict[str, float]
+
+    @classmethod
+    def of(cls, entry: ModelEntry) -> "CommitmentSpec":
+        """The spec of a registry entry."""
+        return cls(dict(entry.region_layer_map), entry.preprocessing, dict(entry.temporal))
+
+
+def model_identifier(name: str, model: torch.nn.Module, sha256: str) -> str:
     """``<name>-T<T>-<sha8>`` for spiking models, ``<name>-<sha8>`` for ANNs."""
     timesteps = f"-T{model.config.timesteps}" if model.is_spiking else ""
-    return f"{entry.name}{timesteps}-{sha256[:8]}"
+    return f"{name}{timesteps}-{sha256[:8]}"
+
+
+def wrap(model: torch.nn.Module, identifier: str, preprocessing: Preprocessing, steps_per_bin: int = 1,
+         batch_size: int = 64) -> SpikingActivationsModel:
+    """The rate-coded activations model of ``model`` (images resized and normalised as ``preprocessing``)."""
+    load = functools.partial(load_preprocess_images, image_size=preprocessing.size,
+                             normalize_mean=preprocessing.mean, normalize_std=preprocessing.std)
+    return SpikingActivationsModel(model, identifier, load, steps_per_bin=steps_per_bin, batch_size=batch_size)
 
 
 def activations_model(name: str, weights: Optional[str] = None, steps_per_bin: int = 1,
                       batch_size: int = 64) -> tuple[ModelEntry, SpikingActivationsModel]:
     """The rate-coded activations model of a registered variant."""
     entry, model, sha = load_variant(name, weights)
-    preprocessing = functools.partial(load_preprocess_images, image_size=model.config.input_size,
-                                      normalize_mean=entry.preprocessing.mean, normalize_std=entry.preprocessing.std)
-    return entry, SpikingActivationsModel(model, model_identifier(entry, model, sha), preprocessing,
-                                          steps_per_bin=steps_per_bin, batch_size=batch_size)
+    return entry, wrap(model, model_identifier(entry.name, model, sha), entry.preprocessing, steps_per_bin,
+                       batch_size)
 
 
 class SheetLayerMappedModel(LayerMappedModel):
@@ -102,44 +129,45 @@ class SheetLayerMappedModel(LayerMappedModel):
         return assembly.assign_coords(tissue_x=("neuroid", xy[:, 0]), tissue_y=("neuroid", xy[:, 1]))
 
 
-def time_bins_ms(entry: ModelEntry, timesteps: int, steps_per_bin: int) -> list[tuple[float, float]]:
+def time_bins_ms(temporal: dict[str, float], timesteps: int, steps_per_bin: int) -> list[tuple[float, float]]:
     """Bins ``[(start, end)]`` in ms: timestep t spans ``[t0 + t step, t0 + (t + 1) step)``."""
     if timesteps % steps_per_bin:
         raise ValueError(f"T = {timesteps} is not a multiple of steps_per_bin = {steps_per_bin}")
-    t0, step = entry.temporal["t0_ms"], entry.temporal["step_ms"]
+    t0, step = temporal["t0_ms"], temporal["step_ms"]
     width = step * steps_per_bin
     return [(t0 + k * width, t0 + (k + 1) * width) for k in range(timesteps // steps_per_bin)]
 
 
 class TDSNNCommitment(ModelCommitment):
-    """``ModelCommitment`` of a registered tdsnn variant.
+    """``ModelCommitment`` of a tdsnn network.
 
-    Region -> layer map from the registry (V1 = layer2.0, V2 = layer3.0, V4 = layer3.1,
-    IT = layer4.1 by default), ``visual_degrees`` = 8, behavioural readout ``avgpool``.
-    With ``temporal=True`` the neural output has one time bin per ``steps_per_bin``
-    timesteps, mapped to ms by the registry's ``t0_ms`` / ``step_ms``.
+    Args:
+        activations: the network's activations model (``wrap``); its identifier is the base id.
+        spec: region -> layer map (V1 = layer2.0, V2 = layer3.0, V4 = layer3.1, IT = layer4.1
+            by default), preprocessing and ms per timestep.
+        temporal: one time bin per ``steps_per_bin`` timesteps (mapped to ms by
+            ``spec.temporal``), and the identifier gains ``-temporal``.
+
+    ``visual_degrees`` = 8, behavioural readout ``avgpool``.
     """
 
-    def __init__(self, name: str, weights: Optional[str] = None, temporal: bool = False, steps_per_bin: int = 1,
-                 batch_size: int = 64):
-        entry, activations = activations_model(name, weights, steps_per_bin, batch_size)
-        region_map = dict(entry.region_layer_map)
+    def __init__(self, activations: SpikingActivationsModel, spec: CommitmentSpec, temporal: bool = False):
+        region_map = dict(spec.region_layer_map)
         layers = list(dict.fromkeys([*region_map.values(), BEHAVIORAL_READOUT_LAYER]))
-        identifier = activations.identifier + ("-temporal" if temporal else "")
-        if temporal:
-            activations.identifier = identifier
+        identifier = activations.identifier + (TEMPORAL_SUFFIX if temporal else "")
+        activations.identifier = identifier
         super().__init__(identifier=identifier, activations_model=activations, layers=layers,
                          behavioral_readout_layer=BEHAVIORAL_READOUT_LAYER, region_layer_map=region_map,
                          visual_degrees=VISUAL_DEGREES)
         model = activations.model
-        bins = time_bins_ms(entry, model.timesteps, steps_per_bin) if temporal else None
+        bins = time_bins_ms(spec.temporal, model.timesteps, activations.steps_per_bin) if temporal else None
         self.layer_model = TemporalAligned(SheetLayerMappedModel(identifier, activations, region_map,
                                                                  VISUAL_DEGREES, time_bins=bins))
-        self.entry = entry
+        self.spec = spec
 
 
 def brain_model(name: str, weights: Optional[str] = None, temporal: bool = False, steps_per_bin: int = 1,
                 batch_size: int = 64) -> TDSNNCommitment:
     """The Brain-Score model of registered variant ``name`` (see ``TDSNNCommitment``)."""
-    return TDSNNCommitment(name, weights=weights, temporal=temporal, steps_per_bin=steps_per_bin,
-                           batch_size=batch_size)
+    entry, activations = activations_model(name, weights, steps_per_bin, batch_size)
+    return TDSNNCommitment(activations, CommitmentSpec.of(entry), temporal=temporal)

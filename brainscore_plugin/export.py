@@ -1,57 +1,59 @@
 """Write a registered tdsnn variant as an upstream brain-score/vision model plugin folder.
 
-    python -m brainscore_plugin export tsresnet18.fmnist DIR
+    python -m brainscore_plugin export tsresnet18.fmnist DIR --weights-hub OWNER/REPO[@REV]
 
 DIR/<plugin name>/ then holds what ``brainscore_vision/models/<plugin>/`` needs:
 ``__init__.py`` (one literal ``model_registry['<id>'] = lambda: ...`` line per id),
-``model.py``, ``requirements.txt``, ``region_layer_map/<id>.json``, ``metadata.yml``,
-``test.py`` and the weights file. Two ids are registered: the rate-coded model and its
-per-timestep ``-temporal`` twin.
+``model.py`` (the same for every export), ``plugin.json`` (what this export is: weights
+source and sha256, region -> layer map, preprocessing, ms per timestep; see
+``exported.py``), ``requirements.txt`` (tdsnn pinned to a commit), ``metadata.yml``
+(schema 2.0) and ``test.py``. Two ids are registered: the rate-coded model and its
+per-timestep ``-temporal`` twin. The weights stay outside the folder, to be uploaded to
+their source, unless ``--bundle-weights`` copies them in (local use only).
+
+A re-export replaces the folder whole (no stale files); a non-empty folder that is not a
+previous export is refused unless ``force``.
 """
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
-import textwrap
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-import yaml
-
 import tdsnn
 from tdsnn import registry
-from tdsnn.checkpoint import save_model
+from tdsnn.checkpoint import atomic_write, save_model, sha256_file
+from tdsnn.names import check_model_name
 from tdsnn.registry import load_variant
 
-from .commitment import BEHAVIORAL_READOUT_LAYER, VISUAL_DEGREES, model_identifier
+from .commitment import CommitmentSpec, model_identifier
+from .exported import PLUGIN_FILE, ExportedPlugin
+from .metadata import metadata_text
+from .requirements import commit_url, pinned_requirement, requirement_problems
+from .weights import BundledWeights, HubWeights, UrlWeights, WeightsSource
 
-REQUIREMENTS = ["torch", "torchvision", "spikingjelly==2.0.0", "topoloss==0.0.2", "safetensors", "pyyaml",
-                f"tdsnn=={tdsnn.__version__}"]
+MODEL_PY = '''"""Brain-Score model plugin exported by tdsnn (``python -m brainscore_plugin export``).
 
-BIBTEX = """@inproceedings{zhou2026tdsnn,
-  title={Topographic Deep Spiking Neural Networks for the Primate Ventral Visual Stream},
-  author={Zhou and Fang and Wang and Xu},
-  booktitle={AAAI},
-  year={2026},
-  note={arXiv:2508.04270}
-}"""
-
-MODEL_PY = '''"""tdsnn model plugin: {name} ({arch}, T = {timesteps}) from tdsnn {version}."""
+``plugin.json`` beside this file names the weights (source and sha256) and the commitment
+(region -> layer map, preprocessing, ms per timestep); the network is rebuilt from the
+weights file's own header (tdsnn's ``brainscore_plugin/exported.py``).
+"""
 from pathlib import Path
 
-from brainscore_plugin.commitment import TDSNNCommitment
+from brainscore_plugin.exported import BIBTEX, ExportedPlugin
 
-NAME = {name!r}
-WEIGHTS = Path(__file__).parent / {weights!r}
-MODELS = {{{ids}}}  # identifier -> temporal
+FOLDER = Path(__file__).parent
+PLUGIN = ExportedPlugin.read(FOLDER)
 
 
-def commitment(identifier: str) -> TDSNNCommitment:
-    model = TDSNNCommitment(NAME, weights=str(WEIGHTS), temporal=MODELS[identifier])
-    if model.identifier != identifier:
-        raise RuntimeError(f"{{WEIGHTS}} builds {{model.identifier}}, not {{identifier}}: the weights changed")
-    return model
+def commitment(identifier: str):
+    """The Brain-Score model ``identifier``, weights fetched and sha256-checked."""
+    return PLUGIN.commitment(FOLDER, identifier)
 
 
 def get_model(identifier: str):
@@ -64,7 +66,7 @@ def get_layers(identifier: str) -> list:
 
 
 def get_bibtex(identifier: str) -> str:
-    return {bibtex!r}
+    return BIBTEX
 '''
 
 INIT_PY = '''from brainscore_vision import model_registry
@@ -87,52 +89,151 @@ def test_has_identifier(identifier):
 '''
 
 
+class ExportError(ValueError):
+    """An export refused before anything was written."""
+
+
+@dataclass(frozen=True)
+class Export:
+    """A written plugin ``folder``; ``weights_file`` is the local checkpoint its source must serve."""
+    folder: Path
+    plugin: ExportedPlugin
+    weights_file: Path
+    requirements: list[str]
+
+    def instructions(self) -> str:
+        """What to do next: publish the weights, check the folder."""
+        return (f"plugin written to {self.folder}\n"
+                f"weights: {self.weights_file}\n  sha256 {self.plugin.sha256}\n"
+                f"{self.plugin.weights.publish_hint(self.weights_file)}\n"
+                f"then check it: python -m brainscore_plugin check {self.folder}")
+
+
 def plugin_dirname(identifier: str) -> str:
     """A Python-package-safe folder name for an identifier."""
     return re.sub(r"[^0-9a-zA-Z_]", "_", identifier).lower()
 
 
-def export_plugin(name: str, directory: str | Path, weights: Optional[str] = None) -> Path:
-    """Write the plugin of registered variant ``name`` under ``directory``; returns its folder."""
-    entry, model, sha = load_variant(name, weights)
-    if weights is None and entry.weights is None:
-        raise ValueError(f"{name} has no trained weights to export; pass weights=PATH "
-                         f"(registered variants with weights: {', '.join(n for n in tdsnn.list_models() if '.' in n)})")
-    weights_name = f"{entry.name}.safetensors"
-    staging = Path(directory) / f".{weights_name}"
-    Path(directory).mkdir(parents=True, exist_ok=True)
-    if weights is not None or entry.weights.path is not None:  # tdsnn checkpoints travel as they are
-        shutil.copyfile(Path(weights) if weights is not None
-                        else registry.REGISTRY_PATH.parent / entry.weights.path, staging)
-    else:  # hub / torchvision state_dicts become a tdsnn checkpoint, identified by its own sha256
-        sha = save_model(model, staging)
-    identifier = model_identifier(entry, model, sha)
-    ids = [identifier, f"{identifier}-temporal"]
-    folder = Path(directory) / plugin_dirname(identifier)
-    (folder / "region_layer_map").mkdir(parents=True, exist_ok=True)
-    source = folder / weights_name
-    staging.replace(source)
+def registrations(identifiers: list[str]) -> str:
+    """The ``__init__.py`` registration lines: identifiers only as ``repr()`` literals."""
+    return "\n".join(f"model_registry[{i!r}] = lambda: commitment({i!r})" for i in identifiers)
 
-    (folder / "__init__.py").write_text(INIT_PY.format(registrations="\n".join(
-        f"model_registry['{i}'] = lambda: commitment('{i}')" for i in ids)))
-    (folder / "model.py").write_text(MODEL_PY.format(
-        name=entry.name, arch=entry.arch, timesteps=model.config.timesteps or "-", version=tdsnn.__version__,
-        weights=weights_name, ids=", ".join(f"{i!r}: {i.endswith('-temporal')}" for i in ids), bibtex=BIBTEX))
-    (folder / "requirements.txt").write_text("\n".join(REQUIREMENTS) + "\n")
-    (folder / "test.py").write_text(TEST_PY.format(ids=ids))
-    for i in ids:
-        (folder / "region_layer_map" / f"{i}.json").write_text(json.dumps(entry.region_layer_map, indent=1))
-    n_params = sum(p.numel() for p in model.parameters())
-    metadata = {"models": {i: {
-        "architecture": "DCNN", "model_family": "resnet", "total_parameter_count": n_params,
-        "trainable_parameter_count": n_params, "total_layers": 18, "trainable_layers": 18,
-        "model_size_mb": round(source.stat().st_size / 2 ** 20, 2), "training_dataset": entry.data,
-        "task_specialization": "classification", "brainscore_link": None, "huggingface_link": None,
-        "extra_notes": textwrap.shorten(
-            f"tdsnn {entry.arch}: {'spiking (LIF), T=' + str(model.config.timesteps) if model.is_spiking else 'ANN'}"
-            f"{', per-timestep time bins' if i.endswith('-temporal') else ', rate-coded'}; "
-            f"visual_degrees={VISUAL_DEGREES}; behavioural readout {BEHAVIORAL_READOUT_LAYER}; sha256 {sha}",
-            width=300),
-        "runnable": True} for i in ids}}
-    (folder / "metadata.yml").write_text(yaml.safe_dump(metadata, sort_keys=False))
-    return folder
+
+def _weights_source(filename: str, hub: Optional[str], url: Optional[str]) -> WeightsSource:
+    if hub is not None and url is not None:
+        raise ExportError("give one weights source: --weights-hub, --weights-url or --bundle-weights")
+    if hub is not None:
+        return HubWeights.parse(hub, filename)
+    if url is not None:
+        return UrlWeights(url)
+    return BundledWeights(filename)
+
+
+def _is_previous_export(folder: Path) -> bool:
+    try:
+        return json.loads((folder / PLUGIN_FILE).read_text()).get("tdsnn_plugin") is not None
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _check_target(folder: Path, force: bool) -> None:
+    if folder.exists() and not folder.is_dir():
+        raise ExportError(f"{folder} exists and is not a folder")
+    if folder.is_dir() and any(folder.iterdir()) and not _is_previous_export(folder) and not force:
+        raise ExportError(f"{folder} is not empty and is not a previous export (no {PLUGIN_FILE}); "
+                          "choose another DIR or pass --force to replace it")
+
+
+def _replace_folder(staging: Path, folder: Path) -> None:
+    """Move ``staging`` to ``folder``; an existing ``folder`` is set aside first and removed after."""
+    old = None
+    if folder.exists():
+        old = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.old."))
+        os.replace(folder, old / folder.name)
+    try:
+        os.replace(staging, folder)
+    except OSError:
+        if old is not None:
+            os.replace(old / folder.name, folder)
+        raise
+    finally:
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def export_plugin(name: str, directory: str | Path, weights: Optional[str] = None, hub: Optional[str] = None,
+                  url: Optional[str] = None, requirements: Optional[list[str]] = None, allow_dirty: bool = False,
+                  force: bool = False) -> Export:
+    """Write the plugin of registered variant ``name`` under ``directory``.
+
+    Args:
+        weights: a tdsnn checkpoint to export instead of the registered weights.
+        hub: ``OWNER/REPO[@REV]``: the plugin fetches ``<name>.safetensors`` from that hub repository.
+        url: HTTPS URL the plugin fetches the weights from. Neither: the weights are bundled.
+        requirements: ``requirements.txt`` lines; default tdsnn pinned to this checkout's commit
+            (``requirements.pinned_requirement``; a dirty tree needs ``allow_dirty``).
+        force: replace a non-empty ``directory/<plugin>`` that is not a previous export.
+
+    Every check runs before anything is written (``ExportError`` and the errors of the
+    registry, names and checkpoints).
+    """
+    check_model_name(name)
+    entry = registry.resolve(name)
+    check_model_name(entry.name)  # what a bare arch resolves to reaches the generated files too
+    if weights is None and entry.weights is None:
+        raise ExportError(f"{name} has no trained weights to export; pass weights=PATH (registered variants with "
+                          f"weights: {', '.join(n for n in tdsnn.list_models() if '.' in n)})")
+    source = _weights_source(f"{entry.name}.safetensors", hub, url)
+    plugin_url = None
+    if requirements is None:
+        requirement, project_url, commit = pinned_requirement(allow_dirty=allow_dirty)
+        requirements, plugin_url = [requirement], commit_url(project_url, commit)
+    problems = requirement_problems(requirements)
+    if problems:
+        raise ExportError("; ".join(problems))
+    directory = Path(directory)
+    trained_here = weights is not None or entry.weights.path is not None
+    expected, scratch = None, None
+    if weights is not None:
+        local = Path(weights)
+    elif entry.weights.path is not None:
+        local, expected = registry.weights_file(entry), entry.weights.sha256
+    else:  # hub / torchvision state_dicts become a tdsnn checkpoint, identified by its own sha256
+        _, model, _ = load_variant(name)
+        scratch = Path(tempfile.mkdtemp(prefix="tdsnn-export-"))
+        local = scratch / f"{entry.name}.safetensors"
+        save_model(model, local)
+    try:
+        built = tdsnn.load_model(local, expected_sha256=expected)  # exactly what the plugin will build
+        sha = sha256_file(local)
+        if built.config.arch != entry.arch:
+            raise ExportError(f"{local} holds a {built.config.arch}, not a {entry.arch}")
+        plugin = ExportedPlugin(entry.name, model_identifier(entry.name, built, sha), source, sha,
+                                CommitmentSpec.of(entry))
+        folder = directory / plugin_dirname(plugin.base_id)
+        _check_target(folder, force)
+        metadata = metadata_text(plugin, entry, built, trained_here, plugin_url)
+
+        directory.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=directory, prefix=f".{folder.name}.new."))
+        try:
+            (staging / "__init__.py").write_text(INIT_PY.format(registrations=registrations(plugin.identifiers)))
+            (staging / "model.py").write_text(MODEL_PY)
+            (staging / PLUGIN_FILE).write_text(json.dumps(plugin.to_json(), indent=1) + "\n")
+            (staging / "requirements.txt").write_text("\n".join(requirements) + "\n")
+            (staging / "test.py").write_text(TEST_PY.format(ids=plugin.identifiers))
+            (staging / "metadata.yml").write_text(metadata)
+            if isinstance(source, BundledWeights):
+                shutil.copyfile(local, staging / source.filename)
+                local = folder / source.filename
+            elif scratch is not None:  # the converted checkpoint to upload, beside the plugin folder
+                atomic_write(directory / local.name, lambda tmp, src=local: shutil.copyfile(src, tmp))
+                local = directory / local.name
+            os.chmod(staging, 0o755)  # mkdtemp makes 0700
+            _replace_folder(staging, folder)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+    return Export(folder, plugin, local, requirements)

@@ -1,49 +1,51 @@
 """Score registered models and write comparison tables and figures.
 
-    python harness/score.py --model tsresnet18 [--compare sresnet18,resnet18,toponet_resnet18]
+    tdsnn-score (or python harness/score.py) --model tsresnet18 [--compare sresnet18,resnet18,toponet_resnet18]
         [--suites accuracy,topography,robustness,temporal,brainscore] [--out results/<name>]
         [--device cpu|cuda] [--strict] [--weights PATH] [--data SPEC] [--categories DIR]
         [--benchmarks ID,...] [--neural-data DIR ...]
 
-Models resolve through model_registry.yaml (``arch`` or ``arch.tag``). Results are
-cached per (model, weights sha256, suite, settings, code) under OUT/cache, so re-running a
-table recomputes nothing and an interrupted run resumes at its first unfinished suite;
-results with unavailable parts are recomputed, since their data may have arrived.
-Writes OUT/results.json, OUT/table.{md,csv,tex}, OUT/figures/*.png and OUT/report.html.
+Models resolve through the model registry (``arch`` or ``arch.tag``). Results are
+cached under OUT/cache by everything they depend on (the project's code, library
+versions, the resolved registry entry, the weights' sha256, the suite's settings and the
+version of its data files), so re-running a table recomputes nothing and an interrupted
+run resumes at its first unfinished suite; results with unavailable parts are
+recomputed, since their data may have arrived. Writes OUT/results.json,
+OUT/table.{md,csv,tex}, OUT/figures/*.png and OUT/report.html.
 
 Exit status: 0 done; 1 a checkpoint failed its checks, or --strict and something was
-unavailable; 2 bad arguments (unknown model, suite or benchmark, missing paths).
+unavailable; 2 bad arguments (invalid or unknown model, suite or benchmark, missing
+paths, an --out that cannot be written, counts below 1, unreadable data), reported
+before any work except for data found unreadable while it is read.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import functools
-import hashlib
-import json
-import platform
+import shlex
 import sys
+import tempfile
 import time
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
-import numpy as np
 import torch
 from tqdm import tqdm
 
-import tdsnn
-from harness import report
-from harness.suites import SUITES, Options, Subject, Unavailable, suite
+from harness import cache, report
+from harness.suites import SUITES, Options, Subject, SuiteResult, Unavailable, suite
+from harness.suites.common import evaluation_folder
+from harness.suites.result import jsonable
 from tdsnn.analysis.robustness import RobustnessConfig
-from tdsnn.checkpoint import CheckpointError, WeightsUnavailable, atomic_write
+from tdsnn.checkpoint import CheckpointError, WeightsUnavailable
 from tdsnn.data import DataError, DataSpec
+from tdsnn.names import InvalidName, check_model_name
 from tdsnn.registry import UnknownModelError, load_variant, resolve
 
 DEFAULT_COMPARE = "sresnet18,resnet18,toponet_resnet18"
-VERSIONED_PACKAGES = ("torch", "torchvision", "spikingjelly", "brainscore-vision", "topoloss", "numpy", "xarray",
-                      "pandas")
+#: Datasets that torchvision downloads into the DIR of ``name:DIR`` (which must exist).
+DOWNLOADED = ("fmnist", "cifar100")
 
 
 class UsageError(ValueError):
@@ -59,7 +61,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--model", default="tsresnet18", help="registered model (arch or arch.tag); default tsresnet18")
     p.add_argument("--compare", default=DEFAULT_COMPARE, help=f"comma-separated models to compare (default "
                    f"{DEFAULT_COMPARE}; '' for none)")
-    p.add_argument("--suites", default=",".join(SUITES), help=f"comma-separated suites (default all: {','.join(SUITES)})")
+    p.add_argument("--suites", default=",".join(SUITES),
+                   help=f"comma-separated suites (default all: {','.join(SUITES)})")
     p.add_argument("--out", type=Path, help="output folder (default results/<model>)")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     p.add_argument("--strict", action="store_true", help="fail (status 1) when anything is unavailable")
@@ -77,18 +80,46 @@ def parse_args(argv=None) -> argparse.Namespace:
         p.add_argument(f"--{field.name.replace('_', '-')}", type=type(field.default), default=field.default,
                        help=f"robustness: {field.name} (default {field.default})")
     p.add_argument("--entropy-timesteps", default="1,2,4,8", help="inference T for spike entropy")
+    p.add_argument("--fisher-images", type=int, default=64,
+                   help="test images for Fisher information over time (temporal suite)")
+    p.add_argument("--timestep-images", type=int, default=200,
+                   help="test images for accuracy against inference T (temporal suite)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p.parse_args(argv)
 
 
+def check_out(out: Path) -> None:
+    """``UsageError`` unless ``out`` is a folder this process can write, or can be made one."""
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out: {out} exists and is not a directory")
+    existing = next(p for p in (out, *out.parents) if p.exists())
+    if not existing.is_dir():
+        raise UsageError(f"--out: {existing} is not a directory")
+    try:
+        with tempfile.TemporaryFile(dir=existing):  # an unnamed file: nothing is left behind
+            pass
+    except OSError as err:
+        raise UsageError(f"--out: cannot write in {existing} ({err.strerror or err})") from err
+
+
+def check_data(text: str) -> None:
+    """``UsageError`` unless ``text`` is a valid data spec whose folder exists."""
+    try:
+        spec = DataSpec.parse(text)
+    except DataError as err:
+        raise UsageError(f"--data: {err}") from err
+    if spec.path is None or spec.name == "synthetic":
+        return
+    folder = Path(spec.path) if spec.name in DOWNLOADED else evaluation_folder(text)
+    if not folder.is_dir():
+        raise UsageError(f"--data: no such directory {folder}")
+
+
 def options_from(args: argparse.Namespace) -> Options:
-    """Validate the paths and names in ``args``; raise ``UsageError`` naming what is wrong."""
+    """Validate the paths, names and counts in ``args``; raise ``UsageError`` naming what is wrong."""
     if args.data is not None:
-        try:
-            DataSpec.parse(args.data)
-        except DataError as err:
-            raise UsageError(f"--data: {err}") from err
+        check_data(args.data)
     if args.categories is not None and not args.categories.is_dir():
         raise UsageError(f"--categories: {args.categories} is not a directory of category folders")
     if args.weights is not None and not Path(args.weights).is_file():
@@ -96,16 +127,33 @@ def options_from(args: argparse.Namespace) -> Options:
     for pack in args.neural_data:
         if not pack.is_dir():
             raise UsageError(f"--neural-data: {pack} is not a directory")
+    if args.neural_data:
+        from harness.neural_pack import PackError, load_pack  # imports brainscore: only when asked
+        try:
+            for pack in args.neural_data:
+                load_pack(pack)
+        except PackError as err:
+            raise UsageError(f"--neural-data: {err}") from err
     if args.device == "cuda" and not torch.cuda.is_available():
         raise UsageError("--device cuda: CUDA is not available on this machine")
+    for flag in ("batch_size", "limit", "robustness_images", "category_images", "fisher_images", "timestep_images"):
+        value = getattr(args, flag)
+        if value is not None and value < 1:
+            raise UsageError(f"--{flag.replace('_', '-')}: expected a positive integer, got {value}")
     try:
         timesteps = tuple(int(t) for t in _names(args.entropy_timesteps))
     except ValueError as err:
-        raise UsageError(f"--entropy-timesteps: expected comma-separated integers, got {args.entropy_timesteps!r}") from err
-    robustness = RobustnessConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(RobustnessConfig)})
+        raise UsageError(f"--entropy-timesteps: expected comma-separated integers, "
+                         f"got {args.entropy_timesteps!r}") from err
+    if not timesteps or min(timesteps) < 1:
+        raise UsageError(f"--entropy-timesteps: expected positive integers, got {args.entropy_timesteps!r}")
+    try:
+        robustness = RobustnessConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(RobustnessConfig)})
+    except ValueError as err:
+        raise UsageError(f"robustness: {err}") from err
     benchmarks = _names(args.benchmarks) if args.benchmarks else None
     if benchmarks:
-        from harness.suites.brainscore import check_benchmarks  # imports brainscore: only when asked
+        from harness.suites.benchmark_list import check_benchmarks  # imports brainscore: only when asked
         try:
             check_benchmarks(benchmarks)
         except KeyError as err:
@@ -113,17 +161,8 @@ def options_from(args: argparse.Namespace) -> Options:
     return Options(data=args.data, limit=args.limit, categories=args.categories,
                    category_images=args.category_images, benchmarks=benchmarks, neural_data=list(args.neural_data),
                    robustness=robustness, robustness_images=args.robustness_images, entropy_timesteps=timesteps,
+                   fisher_images=args.fisher_images, timestep_images=args.timestep_images,
                    batch_size=args.batch_size, strict=args.strict, progress=not args.no_progress)
-
-
-def versions() -> dict[str, str]:
-    found = {"python": platform.python_version(), "tdsnn": tdsnn.__version__}
-    for package in VERSIONED_PACKAGES:
-        try:
-            found[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            found[package] = "not installed"
-    return found
 
 
 def load_subject(name: str, weights: Optional[str], device: torch.device) -> Subject:
@@ -132,61 +171,18 @@ def load_subject(name: str, weights: Optional[str], device: torch.device) -> Sub
                    weights=weights)
 
 
-def _jsonable(value: Any) -> Any:
-    """numpy/torch values -> JSON types; NaN and inf -> None."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, torch.Tensor):
-        value = value.detach().cpu().numpy()
-    if isinstance(value, np.ndarray):
-        return _jsonable(value.tolist())
-    if isinstance(value, (np.floating, float)):
-        return float(value) if np.isfinite(value) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.bool_):
-        return bool(value)
-    return value
-
-
-@functools.lru_cache(maxsize=1)
-def code_version() -> str:
-    """sha256 of the tdsnn and harness sources, so that cached results never outlive the code
-    that computed them."""
-    digest = hashlib.sha256()
-    for package in (Path(tdsnn.__file__).parent, Path(__file__).parent):
-        for path in sorted(package.rglob("*.py")):
-            digest.update(path.relative_to(package.parent).as_posix().encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()
-
-
-def cache_file(out: Path, subject: Subject, name: str, settings: dict) -> Path:
-    key = json.dumps({"model": subject.name, "weights": subject.sha256, "suite": name, "settings": settings,
-                      "code": code_version()}, sort_keys=True, default=str)
-    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
-    return out / "cache" / f"{subject.name}-{subject.sha256[:8]}" / f"{name}-{digest}.json"
-
-
-def run_suite(out: Path, subject: Subject, name: str, options: Options) -> dict:
+def run_suite(out: Path, subject: Subject, name: str, options: Options) -> SuiteResult:
     """A suite's result from the cache, else computed (and cached with its wall time)."""
     module = suite(name)
-    path = cache_file(out, subject, name, module.settings(subject, options))
-    if path.exists():
-        try:
-            cached = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
-            cached = None  # unreadable: computed again
-        if cached is not None and not cached.get("unavailable", True):
-            return {**cached, "cached": True}
+    path = cache.cache_file(out, subject, name, module.settings(subject, options))
+    result = cache.load(path, name)
+    if result is not None:
+        return result
     start = time.perf_counter()
     result = module.run(subject, options)
-    result = {"metrics": {}, "unavailable": {}, "details": {}, "arrays": {}, **result,
-              "seconds": time.perf_counter() - start}
-    result = _jsonable(result)
-    atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(result)))
-    return {**result, "cached": False}
+    result.seconds = time.perf_counter() - start
+    cache.store(path, result)
+    return result
 
 
 def describe_weights(subject: Subject) -> str:
@@ -218,28 +214,38 @@ def score_model(out: Path, name: str, weights: Optional[str], suites: list[str],
     for name_ in suites:
         bar.set_description(f"{subject.name}: {name_}")
         result = run_suite(out, subject, name_, options)
-        if options.strict and result["unavailable"]:
-            raise Unavailable(f"{subject.name} {name_}: " + "; ".join(f"{k}: {v}" for k, v in result["unavailable"].items()))
+        if options.strict and result.unavailable:
+            raise Unavailable(f"{subject.name} {name_}: " + "; ".join(f"{', '.join(keys)}: {why}"
+                                                                       for why, keys in result.reasons().items()))
         record["suites"][name_] = result
-        tqdm.write(f"  {subject.name} {name_}: " + ("cached" if result["cached"] else f"{result['seconds']:.0f} s")
-                   + (f", {len(result['unavailable'])} unavailable" if result["unavailable"] else ""))
+        tqdm.write(f"  {subject.name} {name_}: " + ("cached" if result.cached else f"{result.seconds:.0f} s")
+                   + (f", {len(result.unavailable)} unavailable" if result.unavailable else ""))
         bar.update()
     return record
 
 
+def command_line(argv: Optional[list[str]]) -> str:
+    """How this run was invoked, as a shell command."""
+    prog = ["tdsnn-score"] if Path(sys.argv[0]).name == "tdsnn-score" else ["python", "harness/score.py"]
+    return shlex.join(prog + list(sys.argv[1:] if argv is None else argv))
+
+
 def main(argv=None) -> int:
+    """The ``tdsnn-score`` command; returns its exit status."""
     args = parse_args(argv)
     try:
         suites = _names(args.suites)
         unknown = [s for s in suites if s not in SUITES]
         if unknown or not suites:
             raise UsageError(f"unknown suite(s) {', '.join(unknown) or '(none given)'}; valid: {', '.join(SUITES)}")
-        names = list(dict.fromkeys([resolve(args.model).name] + [resolve(n).name for n in _names(args.compare)]))
+        requested = [check_model_name(n) for n in [args.model, *_names(args.compare)]]
+        names = list(dict.fromkeys(resolve(n).name for n in requested))
+        out = args.out or Path("results") / names[0]
+        check_out(out)
         options = options_from(args)
-    except (UsageError, UnknownModelError) as err:
+    except (UsageError, UnknownModelError, InvalidName) as err:
         print(f"score.py: {err}", file=sys.stderr)
         return 2
-    out = args.out or Path("results") / names[0]
     device = torch.device(args.device)
     started = datetime.now(timezone.utc)
     records = []
@@ -253,11 +259,12 @@ def main(argv=None) -> int:
     except DataError as err:
         print(f"score.py: {err}", file=sys.stderr)
         return 2
-    results = {"command": "python harness/score.py " + " ".join(sys.argv[1:] if argv is None else argv),
+    results = {"command": command_line(argv),
                "started": started.isoformat(timespec="seconds"),
                "seconds": (datetime.now(timezone.utc) - started).total_seconds(),
-               "device": str(device), "suites": suites, "versions": versions(), "code_sha256": code_version(),
-               "options": _jsonable({**dataclasses.asdict(options), "categories": str(options.categories or ""),
+               "device": str(device), "suites": suites, "versions": cache.versions(),
+               "code_sha256": cache.code_version(),
+               "options": jsonable({**dataclasses.asdict(options), "categories": str(options.categories or ""),
                                      "neural_data": [str(p) for p in options.neural_data]}),
                "models": records}
     paths = report.write(out, results)

@@ -37,7 +37,8 @@ if [ -f "$STAMP" ]; then
 fi
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-# torch first, pinned, so brainscore-vision's unpinned torch requirement is already met.
+# torch first, pinned to the tested versions (inside setup.py's torch~=2.14.1 / torchvision~=0.29.1),
+# so brainscore-vision's unpinned torch requirement is already met.
 .venv/bin/python -m pip install -q "torch==2.14.1" "torchvision==0.29.1"
 .venv/bin/python -m pip install -q -e ".[test]"
 rm -f .venv/.tdsnn-setup-*

@@ -7,13 +7,14 @@ with ``read_state_dict``.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import pickle
 import tempfile
 from pathlib import Path
-from typing import Callable, Optional, Union
+from typing import Any, Callable, Optional, Union
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -53,7 +54,8 @@ def state_sha256(model: nn.Module) -> str:
 
 
 def atomic_write(path: PathLike, write: Callable[[str], None]) -> None:
-    """Call ``write(tmp_path)`` on a temporary file beside ``path``, then move it into place."""
+    """Call ``write(tmp_path)`` on a temporary file beside ``path``, flush it to disk, then move
+    it into place: ``path`` holds either its old or its complete new contents, never a part."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -63,10 +65,35 @@ def atomic_write(path: PathLike, write: Callable[[str], None]) -> None:
     try:
         write(tmp)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual permissions
+        _fsync(tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+    with contextlib.suppress(OSError):  # not every file system syncs folders
+        _fsync(path.parent)
+
+
+def atomic_write_text(path: PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (see ``atomic_write``)."""
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def read_json(path: PathLike) -> Any:
+    """The JSON document in ``path``; ``CheckpointError`` when it is missing or unreadable."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise CheckpointError(f"{path} is unreadable: {err}") from err
+
+
+def _fsync(path: PathLike) -> None:
+    """Flush a file's (or folder's) contents to disk, so a rename never outlives its data."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def save_model(model: nn.Module, path: PathLike, half: bool = False, clusters: bool = True) -> str:
@@ -104,18 +131,30 @@ def check_file(path: PathLike, expected_sha256: Optional[str] = None) -> Path:
     return path
 
 
-def read_checkpoint(path: PathLike, expected_sha256: Optional[str] = None) -> tuple[ModelConfig, dict[str, torch.Tensor]]:
-    """Config and tensors of a checkpoint, after checking it exists, parses and matches the sha256."""
-    path = check_file(path, expected_sha256)
+def _read(path: Path, tensors: bool) -> tuple[ModelConfig, Optional[dict[str, torch.Tensor]]]:
+    """The model config in the safetensors header of ``path`` and, with ``tensors``, its tensors."""
     try:
         with safe_open(str(path), framework="pt") as f:
             metadata = f.metadata() or {}
-        state = load_file(str(path))
+        state = load_file(str(path)) if tensors else None
     except (SafetensorError, OSError, ValueError) as err:
         raise CheckpointError(f"{path} is not a readable safetensors checkpoint: {err}") from err
     if "config" not in metadata:
         raise CheckpointError(f"{path} has no tdsnn model config in its header")
-    return ModelConfig.from_dict(json.loads(metadata["config"])), state
+    try:
+        return ModelConfig.from_dict(json.loads(metadata["config"])), state
+    except (ValueError, TypeError, AttributeError) as err:  # JSONDecodeError is a ValueError
+        raise CheckpointError(f"{path}: the model config in its header is corrupt: {err}") from err
+
+
+def read_config(path: PathLike) -> ModelConfig:
+    """The model config of a checkpoint, read from its header alone (the tensors are not loaded)."""
+    return _read(check_file(path), tensors=False)[0]
+
+
+def read_checkpoint(path: PathLike, expected_sha256: Optional[str] = None) -> tuple[ModelConfig, dict[str, torch.Tensor]]:
+    """Config and tensors of a checkpoint, after checking it exists, parses and matches the sha256."""
+    return _read(check_file(path, expected_sha256), tensors=True)
 
 
 def read_state_dict(path: PathLike, expected_sha256: Optional[str] = None) -> dict[str, torch.Tensor]:

@@ -7,6 +7,7 @@ JSON metadata can rebuild the model exactly (``ModelConfig.to_dict`` /
 from __future__ import annotations
 
 import dataclasses
+import typing
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -17,9 +18,45 @@ BLOCKS: tuple[str, ...] = (
 )
 
 
+class _Typed:
+    """Frozen config dataclasses whose fields must hold values of their annotated types
+    (an int is accepted where a float is annotated, a bool never counts as a number)."""
+
+    def __post_init__(self):
+        hints = typing.get_type_hints(type(self))
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if not _matches(value, hints[f.name]):
+                raise ValueError(f"{type(self).__name__}.{f.name} must be {_describe(hints[f.name])}, got {value!r}")
+
+
+def _matches(value: Any, hint: Any) -> bool:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is typing.Union:
+        return any(_matches(value, arg) for arg in args)
+    if origin is tuple:
+        return isinstance(value, tuple) and all(_matches(v, args[0]) for v in value)
+    if hint is type(None):
+        return value is None
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, hint)
+
+
+def _describe(hint: Any) -> str:
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) is typing.Union:
+        return " or ".join(_describe(arg) for arg in args)
+    if typing.get_origin(hint) is tuple:
+        return f"a list of {_describe(args[0])}"
+    return "null" if hint is type(None) else getattr(hint, "__name__", str(hint))
+
+
 @dataclass(frozen=True)
-class NeuronConfig:
-    """LIF neuron parameters (METHOD.md §1).
+class NeuronConfig(_Typed):
+    """LIF neuron parameters (docs/method.md §1).
 
     tau: membrane time constant in timesteps; v_threshold / v_reset: dimensionless
     membrane units; surrogate_alpha: ATan surrogate sharpness.
@@ -33,8 +70,8 @@ class NeuronConfig:
 
 
 @dataclass(frozen=True)
-class SheetConfig:
-    """Cortical-sheet construction (METHOD.md §2, after TDANN).
+class SheetConfig(_Typed):
+    """Cortical-sheet construction (docs/method.md §2, after TDANN).
 
     jitter_mm: std of the Gaussian position jitter; n_clusters: square windows
     precomputed per sheet; keep_fraction: windows at or above this size quantile are
@@ -50,8 +87,8 @@ class SheetConfig:
 
 
 @dataclass(frozen=True)
-class STCConfig:
-    """Spatio-Temporal Constraints loss (METHOD.md §3).
+class STCConfig(_Typed):
+    """Spatio-Temporal Constraints loss (docs/method.md §3).
 
     alpha / beta: weights of the rate (long-timescale) and synchrony (short-timescale)
     terms; clusters_per_layer: M; window: CCG lag window W in timesteps, ``None`` means
@@ -68,14 +105,14 @@ class STCConfig:
 
 
 @dataclass(frozen=True)
-class TopoLossConfig:
-    """TopoLoss on conv1/conv2 of every BasicBlock (TopoNets; METHOD.md §1)."""
+class TopoLossConfig(_Typed):
+    """TopoLoss on conv1/conv2 of every BasicBlock (TopoNets; docs/method.md §1)."""
     tau: float = 10.0
     factor: float = 3.0
 
 
 @dataclass(frozen=True)
-class ModelConfig:
+class ModelConfig(_Typed):
     """Everything needed to rebuild a model.
 
     arch: registered architecture name; timesteps: T (``None`` for ANNs); width:
@@ -98,6 +135,7 @@ class ModelConfig:
     topoloss: Optional[TopoLossConfig] = None
 
     def __post_init__(self):
+        super().__post_init__()
         if self.stem not in ("imagenet", "small"):
             raise ValueError(f"stem must be 'imagenet' or 'small', got {self.stem!r}")
         if self.width <= 0:
@@ -117,6 +155,12 @@ class ModelConfig:
                 d[name] = _from_dict(section, d[name])
         return _from_dict(cls, d)
 
+    def differences(self, other: "ModelConfig") -> list[str]:
+        """``field: self_value != other_value`` for every dotted (nested) field where the two differ."""
+        mine, theirs = _flat(self.to_dict()), _flat(other.to_dict())
+        return [f"{k}: {mine.get(k)!r} != {theirs.get(k)!r}" for k in sorted(set(mine) | set(theirs))
+                if mine.get(k) != theirs.get(k)]
+
     def replace(self, **changes) -> "ModelConfig":
         """A copy with fields changed. A dict given for a section (``neuron``, ``sheet``,
         ``stc``, ``topoloss``) updates only the sub-fields it names."""
@@ -132,6 +176,14 @@ class ModelConfig:
 
 
 _SECTIONS = {"neuron": NeuronConfig, "sheet": SheetConfig, "stc": STCConfig, "topoloss": TopoLossConfig}
+
+
+def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested dicts as one dict of dotted keys."""
+    out = {}
+    for key, value in d.items():
+        out.update(_flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
+    return out
 
 
 def _from_dict(cls, d: dict[str, Any]):

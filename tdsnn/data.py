@@ -25,6 +25,7 @@ from typing import Optional
 
 import numpy as np
 import torch
+from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset, TensorDataset
 from torchvision import datasets, transforms
 
@@ -76,6 +77,8 @@ class DataSpec:
             raise DataError(f"{name} needs a path: {name}:/path/to/root with train/ and val/ class folders")
         if name == "imagenet-val" and not path:
             raise DataError("imagenet-val needs a path: imagenet-val:/path/to/imagenet/val with one folder per class")
+        if name == "synthetic" and path and not (path.isascii() and path.isdigit() and int(path) >= 1):
+            raise DataError(f"synthetic:N needs a positive whole number of images N, got {path!r} in {spec!r}")
         return cls(name, path or None)
 
     def preprocessing(self, size: int) -> Preprocessing:
@@ -144,6 +147,16 @@ def _cifar100(spec: DataSpec, pre: Preprocessing, train: bool) -> Dataset:
     return _ArrayImages(raw.data, np.asarray(raw.targets), _tensor_transform(pre, train, 32), list(raw.classes))
 
 
+def load_image(path: str) -> Image.Image:
+    """The RGB image in ``path``; ``DataError`` naming the file when it is corrupt or truncated."""
+    try:
+        with open(path, "rb") as f:
+            return Image.open(f).convert("RGB")
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+        reason = "unknown or corrupt image format" if isinstance(err, UnidentifiedImageError) else err
+        raise DataError(f"{path}: not a readable image ({reason})") from err
+
+
 def _image_folder(spec: DataSpec, pre: Preprocessing, train: bool) -> Dataset:
     if spec.name == "imagenet-val":
         if train:
@@ -158,7 +171,8 @@ def _image_folder(spec: DataSpec, pre: Preprocessing, train: bool) -> Dataset:
     else:
         tf = [transforms.Resize(math.ceil(pre.size * 256 / 224)), transforms.CenterCrop(pre.size)]
     try:
-        return datasets.ImageFolder(str(root), transforms.Compose(tf + [transforms.ToTensor(), pre.normalize()]))
+        return datasets.ImageFolder(str(root), transforms.Compose(tf + [transforms.ToTensor(), pre.normalize()]),
+                                    loader=load_image)
     except (FileNotFoundError, RuntimeError) as err:
         raise DataError(f"{spec.name}: no images in {root}: {err}") from err
 

@@ -3,17 +3,21 @@
 Two sources: a file of a Hugging Face hub model repository (``huggingface_hub``'s cache,
 ``$HF_HOME/hub``) and a torchvision weights enum (torch.hub's cache,
 ``$TORCH_HOME/hub/checkpoints``). The cache is looked up first, so cached weights load
-with no network; otherwise one HEAD request (``TIMEOUT_S``, no retries) checks that the
-server answers before the library downloads. With no network, or with
+with no network; otherwise one probe (``tdsnn.network.probe``, ``TIMEOUT_S``, no retries)
+checks that the server answers before the library downloads. With no network, or with
 ``HF_HUB_OFFLINE=1`` (honoured for both sources), a missing file raises
 ``WeightsUnavailable`` at once.
+
+Weights whose registry entry records no sha256 are pinned on first use: ``pinned_sha256``
+writes the file's sha256 into a pin file under ``$TDSNN_CACHE/pins`` (default
+``~/.cache/tdsnn/pins``), and every later load is checked against it.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import os
-import urllib.error
 import urllib.parse
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -24,7 +28,8 @@ import torchvision
 from huggingface_hub import constants as hf_constants
 from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
-from .checkpoint import CheckpointError, WeightsUnavailable
+from .checkpoint import CheckpointError, WeightsUnavailable, atomic_write, sha256_file
+from .network import probe
 
 #: Seconds to wait for a server before calling its weights unavailable.
 TIMEOUT_S = 10.0
@@ -44,17 +49,10 @@ class HubFile:
 
 def _check_online(url: str, source: str, cache: Path) -> None:
     """Raise ``WeightsUnavailable`` when offline or when ``url``'s server does not answer in ``TIMEOUT_S``."""
-    error = None
-    if not hf_constants.HF_HUB_OFFLINE:
-        try:
-            urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=TIMEOUT_S).close()
-            return
-        except urllib.error.HTTPError:
-            return  # the server answered; the download reports what it said
-        except OSError as err:
-            error = err
-    raise WeightsUnavailable(f"weights unavailable offline: {source} (not in the cache {cache}; "
-                             "run once with network access, or copy the file there)") from error
+    why = "HF_HUB_OFFLINE is set" if hf_constants.HF_HUB_OFFLINE else probe(url, TIMEOUT_S)
+    if why is not None:
+        raise WeightsUnavailable(f"weights unavailable offline: {source} (not in the cache {cache}; {why}; "
+                                 "run once with network access, or copy the file there)")
 
 
 def hub_file(source: HubFile) -> Path:
@@ -93,3 +91,31 @@ def torchvision_file(name: str) -> Path:
     except (OSError, RuntimeError) as err:
         raise CheckpointError(f"cannot download {source}: {err}") from err
     return path
+
+
+def pin_file(source: str) -> Path:
+    """The pin file of weights ``source`` (``Weights.source``) under ``$TDSNN_CACHE/pins``."""
+    root = Path(os.environ.get("TDSNN_CACHE") or Path.home() / ".cache" / "tdsnn")
+    return root / "pins" / f"{hashlib.sha256(source.encode()).hexdigest()[:24]}.json"
+
+
+def pinned_sha256(source: str, path: Path) -> tuple[str, bool]:
+    """``path``'s sha256, checked against the one pinned for ``source``, and whether it was
+    pinned just now: the first call records it (trust on first use); a later file with another
+    sha256 raises ``CheckpointError`` naming the file and the pin."""
+    pin = pin_file(source)
+    digest = sha256_file(path)
+    if not pin.is_file():
+        record = {"source": source, "file": str(path), "sha256": digest}
+        atomic_write(pin, lambda tmp: Path(tmp).write_text(json.dumps(record, indent=1) + "\n"))
+        return digest, True
+    try:
+        pinned = json.loads(pin.read_text())["sha256"]
+    except (ValueError, KeyError, TypeError) as err:
+        raise CheckpointError(f"pin file {pin} of {source} is corrupt ({err}); delete it to pin {path} again") \
+            from err
+    if digest != pinned:
+        raise CheckpointError(f"sha256 mismatch for {path}: expected {pinned} (pinned on first use in {pin}), "
+                              f"got {digest}; the cached file of {source} was replaced. Delete the file to "
+                              "download it again, or the pin file if the new file is trusted")
+    return digest, False

@@ -1,7 +1,10 @@
 """Model registry: ``model_registry.yaml`` variants -> configs -> models (timm-style).
 
-Names are ``arch`` or ``arch.tag``. A bare ``arch`` resolves to the variant marked
-``default: true`` when there is one, else to the architecture's own defaults.
+Names are ``arch`` or ``arch.tag`` (``tdsnn.names``). A bare ``arch`` resolves to the
+variant marked ``default: true`` when there is one, else to the architecture's own
+defaults. The file in use is ``REGISTRY_PATH``: ``$TDSNN_REGISTRY`` when set, else the one
+shipped in the package (with the demo weights in ``weights/`` beside it). It is parsed into
+typed, checked entries when first used (``tdsnn.registry_file``).
 """
 from __future__ import annotations
 
@@ -9,21 +12,26 @@ import fnmatch
 import functools
 import os
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
-import yaml
 from torch import nn
 
+from . import hub
 from .checkpoint import (CheckpointError, PathLike, load_state, read_checkpoint, read_state_dict, sha256_file,
                          state_sha256)
 from .config import ModelConfig
-from .data import DATASET_STATS, Preprocessing
-from .hub import HubFile, hub_file, torchvision_file
 from .models import ARCHITECTURES
+from .registry_file import ModelEntry, Registry, RegistryError, Weights, load_registry, parse_registry
 
-REGISTRY_PATH = Path(os.environ.get("TDSNN_REGISTRY", Path(__file__).resolve().parent.parent / "model_registry.yaml"))
+__all__ = ["ModelEntry", "RegistryError", "UnknownModelError", "Weights", "architecture", "architecture_config",
+           "build", "create_model", "list_models", "load_model", "load_registry", "load_variant", "parse_registry",
+           "resolve", "weights_file"]
+
+#: The registry shipped with the package (its demo weights in ``weights/`` beside it).
+PACKAGED_REGISTRY = Path(__file__).resolve().parent / "model_registry.yaml"
+#: The registry in use: ``$TDSNN_REGISTRY`` when set, else the packaged one.
+REGISTRY_PATH = Path(os.environ.get("TDSNN_REGISTRY") or PACKAGED_REGISTRY)
 
 
 class UnknownModelError(KeyError):
@@ -33,98 +41,46 @@ class UnknownModelError(KeyError):
         return str(self.args[0])
 
 
-@dataclass(frozen=True)
-class Weights:
-    """Where a variant's weights live, and their sha256 (``None``: not yet pinned).
-
-    Exactly one source: ``path`` (a tdsnn safetensors checkpoint, relative to the registry
-    file), ``hub`` (a ``torch.save``d state_dict on the Hugging Face hub) or
-    ``torchvision`` (a torchvision weights enum such as ``ResNet18_Weights.IMAGENET1K_V1``).
-    """
-    path: Optional[str] = None
-    hub: Optional[HubFile] = None
-    torchvision: Optional[str] = None
-    sha256: Optional[str] = None
-
-    def __post_init__(self):
-        given = [k for k in ("path", "hub", "torchvision") if getattr(self, k) is not None]
-        if len(given) != 1:
-            raise ValueError(f"weights need exactly one of path, hub, torchvision; got {given or 'none'}")
-
-    @property
-    def source(self) -> str:
-        return self.path or (str(self.hub) if self.hub else f"torchvision {self.torchvision}")
-
-
-@dataclass(frozen=True)
-class ModelEntry:
-    """One resolved registry entry."""
-    name: str
-    arch: str
-    config: ModelConfig
-    region_layer_map: dict[str, str]
-    preprocessing: Preprocessing
-    temporal: dict[str, float]
-    weights: Optional[Weights] = None
-    data: Optional[str] = None
-
-
 @functools.lru_cache(maxsize=4)
-def _read_registry(path: Path) -> dict[str, Any]:
-    with open(path) as f:
-        raw = yaml.safe_load(f) or {}
-    unknown = set(raw.get("architectures", {})) - set(ARCHITECTURES)
-    if unknown:
-        raise ValueError(f"{path}: architectures without an implementation: {sorted(unknown)}")
-    return raw
+def _read_registry(path: Path) -> Registry:
+    return load_registry(path)
 
 
-def _registry() -> dict[str, Any]:
+def _registry() -> Registry:
     return _read_registry(REGISTRY_PATH)
 
 
 def list_models(pattern: str = "*") -> list[str]:
     """Architecture and ``arch.tag`` variant names matching a shell-style ``pattern``, sorted."""
-    reg = _registry()
-    names = set(reg.get("architectures", {})) | set(reg.get("variants") or {})
-    return sorted(n for n in names if fnmatch.fnmatch(n, pattern))
+    return sorted(n for n in _registry().entries if fnmatch.fnmatch(n, pattern))
+
+
+def architecture(arch: str) -> ModelEntry:
+    """Architecture ``arch``'s own entry: its registered defaults and maps, before any variant's overrides."""
+    archs = _registry().architectures
+    if arch not in archs:
+        raise UnknownModelError(f"unknown architecture {arch!r}; registered: {', '.join(sorted(archs))}")
+    return archs[arch]
 
 
 def architecture_config(arch: str) -> ModelConfig:
     """The registered defaults of architecture ``arch``, before any variant's overrides."""
-    archs = _registry().get("architectures", {})
-    if arch not in archs:
-        raise UnknownModelError(f"unknown architecture {arch!r}; registered: {', '.join(sorted(archs))}")
-    return ModelConfig.from_dict({"arch": arch, **((archs[arch] or {}).get("config") or {})})
+    return architecture(arch).config
 
 
 def resolve(name: str) -> ModelEntry:
     """The registry entry for ``arch`` or ``arch.tag``."""
-    reg = _registry()
-    archs = reg.get("architectures", {})
-    variants = reg.get("variants") or {}
-    if name in archs:
-        defaults = [v for v, spec in variants.items() if v.split(".")[0] == name and spec.get("default")]
-        if defaults:
-            name = defaults[0]
-    arch = name.split(".")[0]
-    if arch not in archs or (name != arch and name not in variants):
+    entries = _registry().entries
+    if name not in entries:
         raise UnknownModelError(f"unknown model {name!r}; registered models: {', '.join(list_models())}")
-    arch_spec = archs[arch] or {}
-    spec = variants.get(name, {}) if name != arch else {}
-    config = architecture_config(arch).replace(**(spec.get("config") or {}))
-    region_map = {**reg.get("region_layer_map", {}), **(arch_spec.get("region_layer_map") or {}),
-                  **(spec.get("region_layer_map") or {})}
-    weights = None
-    if spec.get("weights"):
-        hub_spec = spec["weights"].get("hub")
-        weights = Weights(**{**spec["weights"], "hub": HubFile(**hub_spec) if hub_spec else None})
-    data = spec.get("data")
-    preprocessing = Preprocessing(config.input_size, *DATASET_STATS[data.partition(":")[0]]) if data \
-        else Preprocessing(config.input_size)
-    temporal = {**reg.get("temporal", {}), **(spec.get("temporal") or {})}
-    return ModelEntry(name=name, arch=arch, config=config, region_layer_map=region_map,
-                      preprocessing=preprocessing, temporal=temporal, weights=weights, data=data)
+    return entries[name]
+
+
+def weights_file(entry: ModelEntry) -> Path:
+    """The local file of a variant's ``path`` weights (inside the registry's folder)."""
+    if entry.weights is None or entry.weights.path is None:
+        raise CheckpointError(f"{entry.name} has no local weights file")
+    return REGISTRY_PATH.resolve().parent / entry.weights.path
 
 
 def build(config: ModelConfig) -> nn.Module:
@@ -137,8 +93,9 @@ def create_model(name: str, pretrained: bool = False, weights: Optional[PathLike
 
     Args:
         name: ``arch`` or ``arch.tag`` (see ``list_models()``).
-        pretrained: load the variant's registered weights (sha256-checked; hub-hosted
-            ones from their cache, else downloaded; ``WeightsUnavailable`` offline).
+        pretrained: load the variant's registered weights (sha256-checked, and for local
+            files their header config checked against the registry; hub-hosted ones from
+            their cache, else downloaded; ``WeightsUnavailable`` offline).
         weights: load this checkpoint file instead; the model takes the checkpoint's
             own config (its architecture must be ``name``'s).
         **overrides: ModelConfig fields, e.g. ``timesteps=8``, ``width=0.5``,
@@ -164,18 +121,30 @@ def create_model(name: str, pretrained: bool = False, weights: Optional[PathLike
 
 
 def _registered_state(entry: ModelEntry) -> tuple[Path, dict]:
-    """Local file and state_dict of a variant's registered weights, sha256-checked. Hub
-    weights without a registered sha256 load with a warning that names their sha256."""
+    """Local file and state_dict of a variant's registered weights, sha256-checked. A local
+    checkpoint's header config must equal the registry entry's. Hub weights without a
+    registered sha256 are pinned on first use (``hub.pinned_sha256``) and checked after."""
     weights = entry.weights
     if weights.path is not None:
-        path = REGISTRY_PATH.parent / weights.path
-        return path, read_checkpoint(path, expected_sha256=weights.sha256)[1]
-    path = hub_file(weights.hub) if weights.hub else torchvision_file(weights.torchvision)
-    if weights.sha256 is None:
-        warnings.warn(f"{entry.name}: weights {weights.source} ({path}) are not pinned; after checking them, "
-                      f"record `sha256: {sha256_file(path)}` under variants.{entry.name}.weights in {REGISTRY_PATH}",
-                      stacklevel=3)
-    return path, read_state_dict(path, expected_sha256=weights.sha256)
+        path = weights_file(entry)
+        config, state = read_checkpoint(path, expected_sha256=weights.sha256)
+        differences = config.differences(entry.config)
+        if differences:
+            raise CheckpointError(f"{path}: its header config differs from the registry entry {entry.name} "
+                                  f"({REGISTRY_PATH}:{_registry().lines[entry.name]}) in "
+                                  f"{'; '.join(differences)} (header != registry); re-register the weights "
+                                  "or correct the entry")
+        return path, state
+    path = hub.hub_file(weights.hub) if weights.hub else hub.torchvision_file(weights.torchvision)
+    if weights.sha256 is not None:
+        return path, read_state_dict(path, expected_sha256=weights.sha256)
+    digest, first = hub.pinned_sha256(weights.source, path)
+    if first:
+        warnings.warn(f"{entry.name}: weights {weights.source} ({path}) are not pinned in the registry; their "
+                      f"sha256 is now recorded in {hub.pin_file(weights.source)} and checked on every later load. "
+                      f"After checking them, record `sha256: {digest}` under variants.{entry.name}.weights "
+                      f"in {REGISTRY_PATH}", stacklevel=3)
+    return path, read_state_dict(path)
 
 
 def load_variant(name: str, weights: Optional[PathLike] = None) -> tuple[ModelEntry, nn.Module, str]:

@@ -1,4 +1,4 @@
-"""Cortical sheets: unit positions (mm) and clusters of nearby units (METHOD.md §2, after TDANN).
+"""Cortical sheets: unit positions (mm) and clusters of nearby units (docs/method.md §2, after TDANN).
 
 A sheet gives each unit (c, h, w) of a block output a 2-D position in mm; the flat unit
 order is channel-major, ``c*H*W + h*W + w``. ``positions[:, 0]`` runs along w and
@@ -13,7 +13,7 @@ from typing import Mapping, Optional
 import torch
 from torch import Tensor
 
-from .config import BLOCKS, SheetConfig
+from .config import SheetConfig
 
 
 @dataclass(frozen=True)
@@ -260,12 +260,14 @@ class CorticalSheet(torch.nn.Module):
                 f"clusters={tuple(self.clusters.shape)}")
 
 
-def build_sheets(block_dims: Mapping[str, tuple[int, int, int]], config: SheetConfig) -> torch.nn.ModuleDict:
-    """One ``CorticalSheet`` per block of ``block_dims`` (block name -> (C, H, W)), in block
-    order, keyed by ``sheet_key``. first_height is H of the first block present (layer1.0
-    in a full network). One generator seeded with config.seed drives all sheets."""
+def build_sheets(block_dims: Mapping[str, tuple[int, int, int]], config: SheetConfig,
+                 areas: Mapping[str, str] = BLOCK_AREAS) -> torch.nn.ModuleDict:
+    """One ``CorticalSheet`` per block of ``block_dims`` (block name -> (C, H, W)), keyed by
+    ``sheet_key``, in the order of ``areas`` (block name -> cortical area, in forward order;
+    ResNet-18's by default). first_height is H of the first block present (layer1.0 in a
+    full ResNet-18). One generator seeded with config.seed drives all sheets."""
     generator = torch.Generator().manual_seed(config.seed)
-    blocks = [b for b in BLOCKS if b in block_dims]
+    blocks = [b for b in areas if b in block_dims]
     unknown = set(block_dims) - set(blocks)
     if unknown:
         raise ValueError(f"no cortical area for blocks {sorted(unknown)}")
@@ -275,14 +277,15 @@ def build_sheets(block_dims: Mapping[str, tuple[int, int, int]], config: SheetCo
     first_height = block_dims[blocks[0]][1]
     for block in blocks:
         sheets[sheet_key(block)] = CorticalSheet.build(
-            BLOCK_AREAS[block], tuple(block_dims[block]), first_height, config, generator)
+            areas[block], tuple(block_dims[block]), first_height, config, generator)
     return sheets
 
 
 def model_sheet(model: torch.nn.Module, block: str) -> CorticalSheet:
     """The cortical sheet of ``block``: the model's own, or for models without sheets the
-    initial retinotopic (unswapped) sheet a TSResNet18 of the same block sizes gets, so
-    that topography of non-topographic models is measured on the same positions."""
+    initial retinotopic (unswapped) sheet its topographic twin of the same block sizes
+    gets, so that topography of non-topographic models is measured on the same positions."""
     if hasattr(model, "sheets"):
         return model.sheets[sheet_key(block)]
-    return build_sheets(model.block_dims(), model.config.sheet or SheetConfig())[sheet_key(block)]
+    sheets = build_sheets(model.block_dims(), model.config.sheet or SheetConfig(), model.block_areas)
+    return sheets[sheet_key(block)]

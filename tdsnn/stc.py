@@ -106,12 +106,6 @@ def _ccg_vectors(spikes: Tensor, window: int) -> tuple[Tensor, Tensor]:
     return spikes * torch.where(acg > 0, acg, torch.ones_like(acg)).rsqrt(), kernel  # silent -> 0
 
 
-def rate_similarity(spikes: Tensor) -> Tensor:
-    """Pearson correlation over the batch of the rates rho = mean_t s: [T, B, M, Q] -> [M, Q, Q]."""
-    x = _rate_vectors(spikes)
-    return _gram(x, x)
-
-
 def ccg_similarity(spikes: Tensor, window: int) -> Tensor:
     """r^CCG_ij = CCG_ij / sqrt(ACG_i ACG_j): [T, B, M, Q] -> [M, Q, Q] (silent units: 0).
     window: W in timesteps, clipped to T - 1."""

@@ -1,4 +1,4 @@
-"""Position pre-optimization by swapping units (METHOD.md §2 step 3, after TDANN's swapopt).
+"""Position pre-optimization by swapping units (docs/method.md §2 step 3, after TDANN's swapopt).
 
 TDANN picks random square windows one after another and, inside each, makes
 ``steps_per_window`` attempts: swap the positions of two random units of the window and

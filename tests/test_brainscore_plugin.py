@@ -2,7 +2,6 @@
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -20,7 +19,11 @@ from brainscore_core.supported_data_standards.brainio.stimuli import StimulusSet
 from brainscore_vision.model_helpers.brain_transformation import ModelCommitment  # noqa: E402
 
 from brainscore_plugin.commitment import activations_model, brain_model  # noqa: E402
+from brainscore_plugin.check import overlay_site, registered_ids  # noqa: E402
 from brainscore_plugin.export import export_plugin  # noqa: E402
+
+#: A pinned requirement for exports in tests (the default pins this checkout's HEAD).
+PINNED = "tdsnn @ git+https://github.com/tdsnn/tdsnn@" + "0" * 40
 
 @pytest.fixture(scope="module")
 def stimuli(tmp_path_factory):
@@ -148,43 +151,28 @@ def test_install_dependencies_default_respects_the_user(preset):
     assert out == (preset or "no")
 
 
-def overlay_brainscore(root: Path, plugin: Path, images: list[str]) -> Path:
-    """A copy of the installed brainscore_vision whose models/ holds only ``plugin``, and whose
-    model_helpers/ has the generic-test images the wheel lacks; returns the site folder."""
-    import brainscore_vision
-    installed = Path(brainscore_vision.__file__).parent
-    package = root / "site" / "brainscore_vision"
-    package.mkdir(parents=True)
-    for child in installed.iterdir():
-        if child.name not in ("models", "model_helpers", "__pycache__"):
-            (package / child.name).symlink_to(child)
-    (package / "models").mkdir()
-    (package / "models" / plugin.name).symlink_to(plugin.resolve())
-    helpers = package / "model_helpers"
-    helpers.mkdir()
-    for child in (installed / "model_helpers").iterdir():
-        if child.name != "__pycache__":
-            (helpers / child.name).symlink_to(child)
-    resources = helpers / "generic_plugin_tests_resources"
-    resources.mkdir()
-    for name, source in zip(["rgb1.jpg", "rgb2.jpg", "rgb3.png"], images):
-        Image.open(source).convert("RGB").save(resources / name)
-    return root / "site"
-
-
 def test_export_loads_through_brainscore_and_passes_generic_tests(use_registry, stimuli, tmp_path):
-    folder = export_plugin("tsresnet18.tiny", tmp_path / "plugins")
-    ids = [line.split("'")[1] for line in (folder / "__init__.py").read_text().splitlines() if "model_registry[" in line]
+    """A bundled export of a variant that only the test registry knows loads through
+    brainscore_vision with no registry at all: the plugin carries what it needs."""
+    done = export_plugin("sresnet18.tiny", tmp_path / "plugins", requirements=[PINNED])
+    folder = done.folder
+    ids = registered_ids(folder / "__init__.py")
     assert len(ids) == 2 and ids[1] == ids[0] + "-temporal"
-    for needed in ("model.py", "requirements.txt", "metadata.yml", "test.py", f"region_layer_map/{ids[0]}.json"):
+    for needed in ("model.py", "plugin.json", "requirements.txt", "metadata.yml", "test.py", "sresnet18.tiny.safetensors"):
         assert (folder / needed).exists(), needed
-    site = overlay_brainscore(tmp_path, folder, list(stimuli.stimulus_paths.values()))
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(Path.cwd())]),
-           "TDSNN_REGISTRY": str(use_registry)}
+    assert not (folder / "region_layer_map").exists()
+    site = overlay_site(tmp_path, [folder])
+    resources = site / "brainscore_vision" / "model_helpers" / "generic_plugin_tests_resources"
+    resources.mkdir()
+    for name, source in zip(["rgb1.jpg", "rgb2.jpg", "rgb3.png"], stimuli.stimulus_paths.values()):
+        Image.open(source).convert("RGB").save(resources / name)
+    env = {**os.environ, "PYTHONPATH": str(site), "TDSNN_REGISTRY": str(tmp_path / "no-registry.yaml")}
     script = (
         "import brainscore_vision, pandas as pd\n"
         "from brainscore_core.supported_data_standards.brainio.stimuli import StimulusSet\n"
         f"assert brainscore_vision.__file__.startswith({str(site)!r})\n"
+        "import tdsnn, tdsnn.registry, pytest\n"
+        "with pytest.raises(tdsnn.registry.RegistryError): tdsnn.list_models()  # no registry to lean on\n"
         f"model = brainscore_vision.load_model({ids[0]!r})\n"
         f"assert model.identifier == {ids[0]!r}\n"
         f"paths = {dict(stimuli.stimulus_paths)!r}\n"

@@ -1,17 +1,23 @@
 """harness/score.py on tiny registered models and generated data, offline."""
 import json
 import os
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 import yaml
 
-from harness import score
+from harness import cache, figures, report, score
+from harness.suites import Cell, ResultShapeError, SuiteResult, keys
+from harness.suites.common import data_settings, folder_version
+from tdsnn.analysis.robustness import PERTURBATIONS
 
 MODELS = ["--model", "tsresnet18.tiny", "--compare", "sresnet18.tiny,resnet18.tiny,toponet_resnet18.tiny"]
 FAST = ["--limit", "16", "--robustness-images", "8", "--category-images", "6", "--entropy-timesteps", "1,2",
-        "--pgd-steps", "2", "--no-progress"]
+        "--fisher-images", "4", "--timestep-images", "8", "--pgd-steps", "2", "--no-progress"]
 
 
 def run(out, *args):
@@ -32,22 +38,6 @@ def scored(tiny_registry, tmp_path_factory):
     return out
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--model", "nosuchnet"], "unknown model 'nosuchnet'; registered models: resnet18"),
-    (["--compare", "resnet18.tiny,bad.tag"], "unknown model 'bad.tag'"),
-    (["--suites", "accuracy,vibes"], "unknown suite(s) vibes; valid: accuracy, topography"),
-    (["--data", "mnist"], "--data: unknown dataset 'mnist'"),
-    (["--weights", "/no/such.safetensors"], "--weights: no such file"),
-    (["--categories", "/no/such/dir"], "--categories: /no/such/dir is not a directory"),
-    (["--neural-data", "/no/pack"], "--neural-data: /no/pack is not a directory"),
-    (["--entropy-timesteps", "1,x"], "--entropy-timesteps: expected comma-separated integers"),
-])
-def test_bad_input_exits_2_and_names_what_is_valid(use_registry, tmp_path, capsys, args, message):
-    assert score.main(["--model", "resnet18.tiny", "--compare", "", "--out", str(tmp_path), *args]) == 2
-    assert message in capsys.readouterr().err
-    assert not (tmp_path / "results.json").exists()
-
-
 def test_outputs_hold_every_model_and_suite(scored):
     results = json.loads((scored / "results.json").read_text())
     names = [m["name"] for m in results["models"]]
@@ -65,7 +55,7 @@ def test_outputs_hold_every_model_and_suite(scored):
                              "v1_color_smoothness", "it_category_smoothness", "effective_dimensionality_IT"}
         assert suites["topography"]["details"]["category_stimuli"] == 6 * 4
         robust = suites["robustness"]["metrics"]
-        assert all(0 <= robust[k] <= 100 for k in ("clean", "noise", "fgsm", "pgd", "mask"))
+        assert all(0 <= robust[keys.ROBUST_ACCURACY[p]] <= 100 for p in PERTURBATIONS)
         assert suites["robustness"]["details"]["config"]["pgd_steps"] == 2  # strengths are recorded
         entropy = suites["temporal"]["metrics"]
         if model["timesteps"]:
@@ -95,7 +85,8 @@ def test_table_marks_missing_values_and_labels_reported_ones(scored):
 def test_figures_are_written_and_shown_in_the_report(scored):
     figures = sorted(p.name for p in (scored / "figures").glob("*.png"))
     assert figures == sorted(["preference_maps.png", "smoothness_curves.png", "smoothness.png",
-                              "correlation_distance.png", "t_maps.png", "robustness.png", "entropy.png"])
+                              "correlation_distance.png", "t_maps.png", "robustness.png", "entropy.png",
+                              "fisher.png", "accuracy_timesteps.png"])
     for name in figures:
         assert (scored / "figures" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     page = (scored / "report.html").read_text()
@@ -119,16 +110,132 @@ def test_rerun_recomputes_nothing_and_changed_options_recompute_their_suite(scor
     assert [m["suites"]["temporal"]["cached"] for m in results["models"]] == [True, True, False, True]
 
 
-def edited_registry(tiny_registry, tmp_path, monkeypatch, edit):
-    """A copy of the tiny registry (weights paths made absolute) changed by ``edit(raw)``, in use."""
+@pytest.mark.parametrize("content", ["[]", '{"suite": "temporal", "metrics": []}', '{"metrics": {}}',
+                                     '{"suite": "temporal", "metrics": {"spike_entropy_V9": 0.5}}',
+                                     '{"suite": "accuracy", "metrics": {}, "seconds": 1}'])
+def test_cache_file_of_the_wrong_shape_is_computed_again(scored, use_registry, content):
+    cached = next((scored / "cache").glob("resnet18.tiny-*/temporal-*.json"))
+    cached.write_text(content)  # valid JSON, but no temporal result
+    assert run(scored, "--suites", "temporal") == 0
+    results = json.loads((scored / "results.json").read_text())
+    assert [m["suites"]["temporal"]["cached"] for m in results["models"]] == [True, True, False, True]
+    assert SuiteResult.from_json(json.loads(cached.read_text())).suite == "temporal"  # replaced by a result
+
+
+def edited_registry(tiny_registry, tmp_path, monkeypatch, edit, name="registry"):
+    """A copy of the tiny registry (and its weights files) in ``tmp_path/name``, changed by
+    ``edit(raw)``, in use."""
     from tdsnn import registry
+    folder = tmp_path / name
+    folder.mkdir()
     raw = yaml.safe_load(tiny_registry.read_text())
     for variant in raw["variants"].values():
-        variant["weights"]["path"] = str(tiny_registry.parent / variant["weights"]["path"])
+        shutil.copy(tiny_registry.parent / variant["weights"]["path"], folder / variant["weights"]["path"])
     edit(raw)
-    path = tmp_path / "model_registry.yaml"
+    path = folder / "model_registry.yaml"
     path.write_text(yaml.safe_dump(raw))
     monkeypatch.setattr(registry, "REGISTRY_PATH", path)
+
+
+def test_changed_region_map_recomputes(tiny_registry, tmp_path, monkeypatch):
+    args = ["--model", "sresnet18.tiny", "--compare", "", "--suites", "temporal", "--entropy-timesteps", "1",
+            "--fisher-images", "2", "--timestep-images", "4",
+            "--out", str(tmp_path / "out"), "--no-progress"]
+
+    def blocks():
+        record = json.loads((tmp_path / "out" / "results.json").read_text())["models"][0]["suites"]["temporal"]
+        return record["cached"], record["details"]["blocks"]["V1"]
+
+    edited_registry(tiny_registry, tmp_path, monkeypatch, lambda raw: None)
+    assert score.main(args) == 0 and score.main(args) == 0
+    cached, v1 = blocks()
+    assert cached and v1 != "layer2.1"
+    edited_registry(tiny_registry, tmp_path, monkeypatch,
+                    lambda raw: raw["variants"]["sresnet18.tiny"].update(region_layer_map={"V1": "layer2.1"}),
+                    name="edited")
+    assert score.main(args) == 0
+    assert blocks() == (False, "layer2.1")  # same weights and settings, other layers: computed again
+
+
+def test_cache_key_covers_every_project_package():
+    root = Path(score.__file__).resolve().parent.parent
+    packages = {p.parent.name for p in root.glob("*/__init__.py") if p.parent.name != "tests"}
+    assert set(cache.PROJECT_PACKAGES) == packages
+
+
+def test_data_version_follows_the_files(tmp_path, use_registry):
+    folder = tmp_path / "data" / "val" / "a"
+    folder.mkdir(parents=True)
+    assert folder_version(tmp_path / "nowhere") == "missing"
+    (folder / "0.png").write_bytes(b"x")
+    first = folder_version(tmp_path / "data")
+    (folder / "1.png").write_bytes(b"y")
+    second = folder_version(tmp_path / "data")
+    (folder / "1.png").write_bytes(b"yy")
+    assert len({first, second, folder_version(tmp_path / "data")}) == 3
+    from harness.suites import Options
+    subject = score.load_subject("resnet18.tiny", None, torch.device("cpu"))
+    assert data_settings(subject, Options()) == {"data": "synthetic", "data_version": "generated"}
+    spec = f"folder:{tmp_path / 'data'}"
+    assert data_settings(subject, Options(data=spec)) == {"data": spec,
+                                                          "data_version": folder_version(tmp_path / "data" / "val")}
+
+
+def test_suite_results_refuse_misspelled_keys():
+    result = SuiteResult("topography")
+    result.set(keys.V1_SMOOTHNESS["orientation"], 0.5)
+    with pytest.raises(KeyError, match="'v1_orientation_smothness' is not a metric of the topography suite"):
+        result.set("v1_orientation_smothness", 0.5)
+    with pytest.raises(KeyError, match="not a metric"):
+        result.cell("accuracy")  # another suite's key
+    with pytest.raises(KeyError):
+        keys.V1_SMOOTHNESS["orientaton"]
+    with pytest.raises(KeyError, match="not an array"):
+        result.set_array("v1_positons", [])
+    with pytest.raises(KeyError, match="unknown suite"):
+        SuiteResult("topograpy")
+    for suite_name, metric_keys in keys.METRICS.items():
+        assert len(set(metric_keys)) == len(metric_keys) and suite_name in keys.SUITES
+    bench = SuiteResult("brainscore", run_keys=("MajajHong2015public.IT-pls",))
+    bench.set("MajajHong2015public.IT-pls", 0.4)  # a per-run key the result declares
+    with pytest.raises(KeyError):
+        bench.set("MajajHong2015public.V4-pls", 0.4)
+
+
+def test_unavailable_reasons_are_fields_of_each_metric():
+    result = SuiteResult("topography")
+    result.set(keys.V1_SMOOTHNESS["orientation"], 0.5, sem=0.02)
+    result.mark_unavailable("no category images", keys.CATEGORY_METRICS)
+    assert result.cell(keys.EFFECTIVE_DIMENSIONALITY["IT"]) == Cell(reason="no category images")
+    assert result.cell(keys.V1_SMOOTHNESS["orientation"]) == Cell(0.5, 0.02)
+    assert result.cell(keys.V1_SMOOTHNESS["sf"]) == Cell()
+    assert result.reasons() == {"no category images": list(keys.CATEGORY_METRICS)}
+    again = SuiteResult.from_json(json.loads(json.dumps(result.to_json())))
+    assert (again.metrics, again.sem, again.unavailable) == (result.metrics, result.sem, result.unavailable)
+    for bad in ([], {"suite": "topography", "sem": {"v1_sf_smoothness": 0.1}}, {"suite": 3},
+                {"suite": "topography", "unavailable": {"v1_sf_smoothness": 1}}):
+        with pytest.raises(ResultShapeError):
+            SuiteResult.from_json(bad)
+
+
+def test_tables_show_mean_and_sem_where_a_spread_was_measured():
+    assert report._fmt(Cell(0.5634, 0.0123)) == "0.563 ± 0.012"
+    assert report._fmt(Cell(0.5634)) == "0.563"
+    assert report._fmt(Cell(reason="no data")) == "unavailable"
+    assert report._fmt(Cell(float("nan"), 0.1)) == "–"
+    rows = report._csv_rows(["model", "V1"], [{"model": "a", "V1": Cell(0.5, 0.1)}, {"model": "b", "V1": Cell(0.4)}])
+    assert rows == [{"model": "a", "V1": 0.5, "V1 SEM": 0.1}, {"model": "b", "V1": 0.4, "V1 SEM": None}]
+
+
+def test_t_map_colour_range_survives_nan_and_zero_maps():
+    assert figures.color_limit(np.full((3, 5), np.nan)) == 1.0  # np.nanpercentile(...) or 1.0 gave nan
+    assert figures.color_limit(np.zeros((3, 5))) == 1.0
+    assert figures.color_limit(np.array([[np.nan, -2.0, 1.0]]), percentile=100) == 2.0
+    result = SuiteResult("topography", details={"categories": ["a", "b"]},
+                         arrays={keys.IT_T_MAPS: np.full((2, 4), np.nan), keys.IT_POSITIONS: np.zeros((4, 2))})
+    fig = figures.t_maps([{"name": "m", "suites": {"topography": result}}])
+    assert fig is not None
+    figures.plt.close(fig)
 
 
 def test_sha256_mismatch_is_refused(tiny_registry, tmp_path, monkeypatch, capsys):
@@ -170,26 +277,30 @@ def test_categories_folder_drives_it_selectivity(use_registry, tmp_path):
                 tmp_path / "cats" / category / f"{i}.png")
     assert score.main(["--model", "tsresnet18.tiny", "--compare", "", "--suites", "topography", "--categories",
                        str(tmp_path / "cats"), "--out", str(tmp_path / "out"), "--no-progress"]) == 0
-    details = json.loads((tmp_path / "out" / "results.json").read_text())["models"][0]["suites"]["topography"]["details"]
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    details = results["models"][0]["suites"]["topography"]["details"]
     assert details["categories"] == ["faces", "places", "words"] and details["category_stimuli"] == 12
 
 
-def test_missing_evaluation_data_is_an_unavailable_cell(use_registry, tmp_path):
-    assert score.main(["--model", "resnet18.tiny", "--compare", "", "--suites", "accuracy", "--data",
-                       "imagenet-val:/no/such/val", "--out", str(tmp_path), "--no-progress"]) == 0
-    table = (tmp_path / "table.md").read_text()
+def test_evaluation_data_missing_here_is_an_unavailable_cell(tiny_registry, tmp_path, monkeypatch):
+    edited_registry(tiny_registry, tmp_path, monkeypatch,
+                    lambda raw: raw["variants"]["resnet18.tiny"].update(data="imagenet"))
+    assert score.main(["--model", "resnet18.tiny", "--compare", "", "--suites", "accuracy,robustness",
+                       "--out", str(tmp_path / "out"), "--no-progress"]) == 0
+    table = (tmp_path / "out" / "table.md").read_text()
     assert "| resnet18.tiny | ANN | unavailable |" in table
-    assert "expected an ImageFolder directory /no/such/val" in table
-    assert os.path.exists(tmp_path / "report.html")
+    reasons = [line for line in table.splitlines() if "no ImageNet path given" in line]
+    assert len(reasons) == 1 and "accuracy (%)" in reasons[0] and "masking (%)" in reasons[0]  # one line per reason
+    assert os.path.exists(tmp_path / "out" / "report.html")
 
 
 @pytest.mark.parametrize("suite_name", ["accuracy", "topography", "robustness", "temporal"])
 def test_suites_leave_the_model_untouched(use_registry, suite_name):
-    import torch
     from harness.suites import Options, suite
     subject = score.load_subject("sresnet18.tiny", None, torch.device("cpu"))
     before = {k: v.clone() for k, v in subject.model.state_dict().items()}
-    options = Options(limit=8, robustness_images=8, category_images=3, entropy_timesteps=(1,), progress=False)
+    options = Options(limit=8, robustness_images=8, category_images=3, entropy_timesteps=(1,), fisher_images=2,
+                      timestep_images=4, progress=False)
     suite(suite_name).run(subject, options)
     after = subject.model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
@@ -203,6 +314,8 @@ def test_brainscore_offline_rows_strict_and_unknown_ids_through_the_cli(use_regi
     assert score.main([*args, "--out", str(tmp_path / "offline")]) == 0
     table = (tmp_path / "offline" / "table.md").read_text()
     assert "| resnet18.tiny | ANN | unavailable | unavailable | unavailable | unavailable |" in table
-    assert "| MajajHong2015public.IT-pls | unavailable: S3 unreachable" in table
+    assert "| MajajHong2015public.IT-pls | unavailable [1] |" in table and "unavailable: " not in table
+    notes = [line for line in table.splitlines() if line.startswith("- [1] ")]
+    assert len(notes) == 1 and notes[0].startswith("- [1] S3 unreachable (")  # the reason, once, under the table
     assert score.main([*args, "--out", str(tmp_path / "strict"), "--strict"]) == 1
     assert "S3 unreachable" in capsys.readouterr().err

@@ -20,7 +20,7 @@ from huggingface_hub import constants as hf_constants
 from torch import nn
 
 import tdsnn
-from tdsnn import hub, registry
+from tdsnn import hub, network, registry
 from tdsnn.checkpoint import CheckpointError, WeightsUnavailable, save_model, sha256_file
 
 from tiny import TINY
@@ -29,19 +29,6 @@ REPO = "murtylab/topo-resnet18-imagenet"
 REVISION = "0123456789abcdef0123456789abcdef01234567"
 TORCHVISION_FILE = "resnet18-f37072fd.pth"  # the file name of ResNet18_Weights.IMAGENET1K_V1
 BINOMIAL = torch.tensor([[1.0, 2.0, 1.0], [2.0, 4.0, 2.0], [1.0, 2.0, 1.0]]) / 16
-
-
-@pytest.fixture
-def caches(tmp_path, monkeypatch):
-    """Empty, offline Hugging Face and torch.hub caches under ``tmp_path``."""
-    hf_home, torch_home = tmp_path / "hf", tmp_path / "torch"
-    monkeypatch.setenv("HF_HOME", str(hf_home))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("TORCH_HOME", str(torch_home))
-    # huggingface_hub reads its environment at import: point its constants there too.
-    monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(hf_home / "hub"))
-    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", True)
-    return hf_home, torch_home
 
 
 def random_resnet18() -> nn.Module:
@@ -180,7 +167,7 @@ def test_empty_caches_offline_fail_fast(caches, monkeypatch):
     def unreachable(request, timeout):
         timeouts.append(timeout)
         raise urllib.error.URLError("no route to host")
-    monkeypatch.setattr(hub.urllib.request, "urlopen", unreachable)
+    monkeypatch.setattr(network.urllib.request, "urlopen", unreachable)
     with pytest.raises(WeightsUnavailable, match=f"weights unavailable offline: hf://{REPO}/all_topo_tau_20.0.pt"):
         tdsnn.create_model("toponet_resnet18.in1k_tau20", pretrained=True)
     with pytest.raises(WeightsUnavailable, match="weights unavailable offline: torchvision"):
@@ -191,8 +178,8 @@ def test_empty_caches_offline_fail_fast(caches, monkeypatch):
 def test_without_pretrained_nothing_is_fetched(monkeypatch):
     def forbidden(*args, **kwargs):
         raise AssertionError("create_model(pretrained=False) fetched weights")
-    monkeypatch.setattr(registry, "hub_file", forbidden)
-    monkeypatch.setattr(registry, "torchvision_file", forbidden)
+    monkeypatch.setattr(hub, "hub_file", forbidden)
+    monkeypatch.setattr(hub, "torchvision_file", forbidden)
     assert isinstance(tdsnn.create_model("toponet_resnet18.in1k_tau10").layer2[0].conv1, tdsnn.models.resnet.BlurPoolConv2d)
     tdsnn.create_model("resnet18.in1k")
 
@@ -212,7 +199,8 @@ def test_environment_caches_in_a_fresh_process(tmp_path):
     hf_home, torch_home = tmp_path / "hf", tmp_path / "torch"
     put_hub_file(hf_home, "all_topo_tau_50.0.pt", toponets_state(random_resnet18()))
     put_torchvision_file(torch_home, random_resnet18().state_dict())
-    env = {**os.environ, "HF_HOME": str(hf_home), "TORCH_HOME": str(torch_home), "PYTHONWARNINGS": "ignore"}
+    env = {**os.environ, "HF_HOME": str(hf_home), "TORCH_HOME": str(torch_home), "PYTHONWARNINGS": "ignore",
+           "TDSNN_CACHE": str(tmp_path / "tdsnn")}
     for key in ("HF_HUB_CACHE", "HF_HUB_OFFLINE"):
         env.pop(key, None)
     code = ("import tdsnn\n"
@@ -225,17 +213,17 @@ def test_environment_caches_in_a_fresh_process(tmp_path):
 
 def test_cached_hub_model_exports_as_a_brainscore_plugin(caches, tmp_path):
     from brainscore_plugin.commitment import model_identifier
+    from brainscore_plugin.export import export_plugin, plugin_dirname
     from tdsnn.registry import load_variant
-    from brainscore_plugin.export import export_plugin
 
     _, torch_home = caches
     put_torchvision_file(torch_home, random_resnet18().state_dict())
     with pytest.warns(UserWarning, match="not pinned"):
-        folder = export_plugin("resnet18.in1k", tmp_path / "plugins")
-    weights = folder / "resnet18.in1k.safetensors"
+        export = export_plugin("resnet18.in1k", tmp_path / "plugins", allow_dirty=True)
+    weights = export.folder / "resnet18.in1k.safetensors"  # bundled: neither a hub nor a URL was given
     entry, model, sha = load_variant("resnet18.in1k", str(weights))
-    assert sha == sha256_file(weights)
-    identifier = model_identifier(entry, model, sha)
-    assert folder.name == identifier.replace(".", "_").replace("-", "_")
-    assert f"model_registry['{identifier}']" in (folder / "__init__.py").read_text()
+    assert sha == sha256_file(weights) == export.plugin.sha256
+    identifier = model_identifier(entry.name, model, sha)
+    assert export.folder.name == plugin_dirname(identifier)
+    assert f"model_registry[{identifier!r}]" in (export.folder / "__init__.py").read_text()
     assert not list((tmp_path / "plugins").glob(".*"))

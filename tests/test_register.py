@@ -1,29 +1,15 @@
-import shutil
-
 import pytest
 import torch
 import yaml
 
 import tdsnn
 from tdsnn import registry
+from tdsnn.analysis.maps import V1_MAX_DIST_MM
 from tdsnn.register import main as register_main
-from tdsnn.train import main as train_main
 
 
-@pytest.fixture
-def registry_copy(tmp_path, monkeypatch):
-    path = tmp_path / "model_registry.yaml"
-    shutil.copyfile(registry.REGISTRY_PATH, path)
-    monkeypatch.setattr(registry, "REGISTRY_PATH", path)
-    yield path
-    registry._read_registry.cache_clear()
-
-
-def test_register_writes_weights_card_and_registry_entry(tmp_path, registry_copy):
-    run = tmp_path / "run"
-    assert train_main(["--model", "resnet18", "--data", "synthetic:64", "--out", str(run), "--width", "0.25",
-                       "--stem", "small", "--input-size", "16", "--batch-size", "16", "--workers", "0",
-                       "--epochs", "1", "--lr", "0.002"]) == 0
+def test_register_writes_weights_card_and_registry_entry(tiny_run, registry_copy):
+    run = tiny_run
     assert (run / "command.txt").read_text().startswith("tdsnn-train --model resnet18 --data synthetic:64")
     assert register_main([str(run), "--tag", "synth", "--default", "--half"]) == 0
     weights = registry_copy.parent / "weights" / "resnet18.synth.safetensors"
@@ -35,8 +21,11 @@ def test_register_writes_weights_card_and_registry_entry(tmp_path, registry_copy
     accuracy = entry["metrics"]["test_accuracy"]
     assert 0 <= accuracy <= 100 and f"**{accuracy:.2f} %**" in card
     assert "tdsnn-train --model resnet18 --data synthetic:64" in card
+    v1 = registry.architecture("resnet18").region_layer_map["V1"]
+    assert f"V1 ({v1}) orientation smoothness" in card and f"up to {V1_MAX_DIST_MM:.1f} mm" in card
     assert "# The single source of truth" in registry_copy.read_text()  # comments survive
     assert tdsnn.resolve("resnet18").name == "resnet18.synth"
+    assert "default" not in yaml.safe_load(registry_copy.read_text())["variants"]["resnet18.fmnist"]
     model = tdsnn.create_model("resnet18", pretrained=True)
     assert model.conv1.weight.dtype == torch.float32 and model.config.input_size == 16
     trained = tdsnn.load_model(run / "train" / "final.safetensors")
@@ -44,4 +33,29 @@ def test_register_writes_weights_card_and_registry_entry(tmp_path, registry_copy
     assert register_main([str(run), "--tag", "synth", "--default"]) == 0  # again, now that it is the default
     entry = yaml.safe_load(registry_copy.read_text())["variants"]["resnet18.synth"]
     assert entry["config"] == {"width": 0.25, "stem": "small", "num_classes": 4, "input_size": 16}
+    assert not list(weights.parent.glob(".*"))  # no temporary files left
+
+
+def test_register_reads_the_v1_layer_from_the_registry(tiny_run, registry_copy, capsys):
+    text = registry_copy.read_text().replace("region_layer_map: {V1: layer2.0,", "region_layer_map: {V1: layer1.1,")
+    registry_copy.write_text(text)
+    registry._read_registry.cache_clear()
+    assert register_main([str(tiny_run), "--tag", "synth"]) == 0
+    assert "layer1.1 orientation smoothness" in capsys.readouterr().out
+    assert "V1 (layer1.1) orientation smoothness" in (registry_copy.parent / "weights" / "resnet18.synth.md").read_text()
+
+
+def test_register_missing_run_exits_2(tmp_path, registry_copy, capsys):
+    before = registry_copy.read_text()
     assert register_main([str(tmp_path / "missing"), "--tag", "x"]) == 2
+    assert "final.safetensors not found" in capsys.readouterr().err
+    assert registry_copy.read_text() == before
+
+
+def test_python_m_tdsnn_register_is_the_registration_cli():
+    import tdsnn.register
+    import tdsnn.registration
+    assert tdsnn.register.main is tdsnn.registration.main
+    with pytest.raises(SystemExit) as exit_:
+        register_main(["--help"])
+    assert exit_.value.code == 0

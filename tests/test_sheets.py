@@ -5,6 +5,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from tdsnn.config import BLOCKS, SheetConfig
+from tdsnn.regions import REGIONS
 from tdsnn.sheets import (AREAS, BLOCK_AREAS, CorticalSheet, build_sheets, retinotopic_positions, rf_centers,
                           sample_clusters, sheet_key, units_in_squares, window_origins)
 
@@ -188,3 +189,16 @@ def test_build_sheets():
     for key in sheets:
         assert torch.equal(sheets[key].positions, again[key].positions)
         assert torch.equal(sheets[key].clusters, again[key].clusters)
+
+
+def test_build_sheets_follows_the_given_areas():
+    dims = {"V1": (8, 8, 8), "V2": (16, 4, 4), "V4": (32, 2, 2), "IT": (64, 1, 1)}
+    sheets = build_sheets(dims, SMALL, {region: region for region in REGIONS})
+    assert list(sheets) == list(REGIONS) and [s.area for s in sheets.values()] == list(REGIONS)
+    assert [s.side_mm for s in sheets.values()] == [AREAS[r].side_mm for r in REGIONS]
+    # first_height comes from V1 (H=8), so V1 itself tiles with overlap 0.1
+    flat = build_sheets(dims, SheetConfig(n_clusters=10, jitter_mm=0.0), {r: r for r in REGIONS})["V1"].positions
+    cx, wx = rf_centers(8, 36.75, 0.1)
+    assert ((flat.double().view(8, 8, 8, 2)[..., 0] - cx).abs() <= wx / 2 + 1e-4).all()
+    with pytest.raises(ValueError, match="no cortical area for blocks"):
+        build_sheets({"layer2.0": (8, 4, 4)}, SMALL, {"V1": "V1"})

@@ -1,22 +1,18 @@
-"""Scoring suites. Each suite module defines
+"""Scoring suites. Each suite is a module of this package that satisfies ``Suite``:
 
-    settings(subject, options) -> dict   the options its result depends on (part of the cache key)
-    run(subject, options) -> dict        {"metrics": {key: float}, "unavailable": {key: reason},
-                                          "details": {...}, "arrays": {...}}
+    settings(subject, options) -> dict         what its result depends on besides the model
+                                               and the code (part of the cache key)
+    run(subject, options) -> SuiteResult       metrics, their spread, reasons for unavailable
+                                               metrics, details and per-unit arrays
 
-``metrics`` are the numbers of the tables; ``unavailable`` names what could not be
-measured and why (missing data, no network); ``details`` hold the rest of the
-JSON-serialisable record; ``arrays`` hold per-unit data for the figures (kept in the
-cache, left out of ``results.json``). Metrics that do not apply to a model (spike
-entropy of an ANN) are simply absent.
+Metric and array keys are the constants of ``harness.suites.keys``.
 """
 from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
-from typing import Optional
+from typing import Optional, Protocol
 
 import torch
 from torch import nn
@@ -25,12 +21,14 @@ from tdsnn.analysis.robustness import RobustnessConfig
 from tdsnn.data import Preprocessing
 from tdsnn.registry import ModelEntry
 
+from .keys import SUITES
+from .result import Cell, ResultShapeError, SuiteResult
+
+__all__ = ["Cell", "Options", "ResultShapeError", "SUITES", "Subject", "Suite", "SuiteResult", "Unavailable", "suite"]
+
+
 class Unavailable(RuntimeError):
     """Something could not be measured and ``Options.strict`` asks for an error."""
-
-
-#: Suites in the order they run and appear in tables.
-SUITES = ("accuracy", "topography", "robustness", "temporal", "brainscore")
 
 
 @dataclass
@@ -60,7 +58,9 @@ class Options:
     selectivity (default: ``category_images`` test images per class of the weights'
     dataset); benchmarks: Brain-Score benchmark ids (None: the TopoNets list);
     neural_data: local neural-data packs; robustness_images: test images attacked;
-    entropy_timesteps: inference T for spike entropy; strict: unavailable data is an error.
+    entropy_timesteps: inference T for spike entropy; fisher_images / timestep_images:
+    the first N test images of Fisher information over time / accuracy against inference T;
+    strict: unavailable data is an error.
     """
     data: Optional[str] = None
     limit: Optional[int] = None
@@ -71,12 +71,24 @@ class Options:
     robustness: RobustnessConfig = field(default_factory=RobustnessConfig)
     robustness_images: int = 500
     entropy_timesteps: tuple[int, ...] = (1, 2, 4, 8)
+    fisher_images: int = 64
+    timestep_images: int = 200
     batch_size: int = 64
     strict: bool = False
     progress: bool = True
 
 
-def suite(name: str) -> ModuleType:
+class Suite(Protocol):
+    """A scoring suite: the module ``harness.suites.<name>`` of each name in ``SUITES``."""
+
+    def settings(self, subject: Subject, options: Options) -> dict:
+        """The options and data versions the result depends on (JSON-serialisable)."""
+
+    def run(self, subject: Subject, options: Options) -> SuiteResult:
+        """Measure ``subject``; leaves its model as it was."""
+
+
+def suite(name: str) -> Suite:
     """The module of suite ``name`` (imported on first use: brainscore is slow to import)."""
     if name not in SUITES:
         raise KeyError(f"unknown suite {name!r}; valid: {', '.join(SUITES)}")

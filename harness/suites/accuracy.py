@@ -6,27 +6,30 @@ from torch.utils.data import Subset
 from tdsnn.analysis.accuracy import top1_accuracy
 from tdsnn.data import num_classes
 
-from . import Options, Subject
-from .common import DataUnavailable, test_split
+from . import Options, Subject, SuiteResult
+from .common import DataUnavailable, data_settings, test_split
+from .keys import ACCURACY
 
 
 def settings(subject: Subject, options: Options) -> dict:
-    return {"data": options.data or subject.entry.data, "limit": options.limit}
+    return {**data_settings(subject, options), "limit": options.limit}
 
 
-def run(subject: Subject, options: Options) -> dict:
+def run(subject: Subject, options: Options) -> SuiteResult:
+    result = SuiteResult("accuracy")
     try:
         spec, dataset = test_split(subject, options)
     except DataUnavailable as err:
-        return {"metrics": {}, "unavailable": {"accuracy": str(err)}, "details": {}}
+        result.mark_unavailable(str(err))
+        return result
     classes = num_classes(spec, dataset)
     if classes != subject.model.config.num_classes:
-        return {"metrics": {}, "details": {},
-                "unavailable": {"accuracy": f"{spec} has {classes} classes, {subject.name} has "
-                                            f"{subject.model.config.num_classes} outputs"}}
+        result.mark_unavailable(f"{spec} has {classes} classes, {subject.name} has "
+                                f"{subject.model.config.num_classes} outputs")
+        return result
     if options.limit is not None:
         dataset = Subset(dataset, range(min(options.limit, len(dataset))))
-    accuracy = top1_accuracy(subject.model, dataset, batch_size=options.batch_size, device=subject.device,
-                             progress=options.progress)
-    return {"metrics": {"accuracy": accuracy}, "unavailable": {},
-            "details": {"data": spec, "images": len(dataset)}}
+    result.set(ACCURACY, top1_accuracy(subject.model, dataset, batch_size=options.batch_size, device=subject.device,
+                                       progress=options.progress))
+    result.details.update(data=spec, images=len(dataset))
+    return result

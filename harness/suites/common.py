@@ -1,13 +1,17 @@
-"""Evaluation data shared by the suites: the test split matching a model's weights."""
+"""Evaluation data shared by the suites: the test split matching a model's weights, and
+the versions of data on disk that results depend on."""
 from __future__ import annotations
 
-from typing import Sequence
+import hashlib
+import os
+from pathlib import Path
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset, TensorDataset
 
-from tdsnn.data import DataError, build_dataset
+from tdsnn.data import DEFAULT_ROOT, FASHION_MNIST_DEBIAN, DataError, DataSpec, build_dataset
 
 from . import Options, Subject
 
@@ -26,12 +30,56 @@ def evaluation_spec(subject: Subject, options: Options) -> str:
     return spec
 
 
+def folder_version(folder: Path) -> str:
+    """sha256 of the relative path, size and modification time of every file under
+    ``folder`` ("missing" when it is not there): it changes whenever a file is added,
+    removed or rewritten, without reading the files."""
+    if not folder.exists():
+        return "missing"
+    digest = hashlib.sha256()
+    for root, dirs, files in os.walk(folder, followlinks=True):
+        dirs.sort()
+        for name in sorted(files):
+            path = Path(root, name)
+            stat = path.stat()
+            digest.update(f"{path.relative_to(folder).as_posix()}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def evaluation_folder(spec: str) -> Optional[Path]:
+    """The folder that holds the evaluation split of data ``spec`` (None: generated data)."""
+    data = DataSpec.parse(spec)
+    if data.name == "synthetic":
+        return None
+    if data.name == "fmnist" and data.path is None and FASHION_MNIST_DEBIAN.exists():
+        return FASHION_MNIST_DEBIAN
+    if data.name in ("fmnist", "cifar100"):
+        return Path(data.path or DEFAULT_ROOT) / ("FashionMNIST" if data.name == "fmnist" else "cifar-100-python")
+    return Path(data.path) if data.name == "imagenet-val" else Path(data.path) / "val"
+
+
+def data_settings(subject: Subject, options: Options) -> dict:
+    """The evaluation data spec of ``subject`` and the version of its files (``folder_version``;
+    "generated" for synthetic data, None where the spec names no data)."""
+    spec = options.data or subject.entry.data
+    try:
+        folder = evaluation_folder(spec) if spec else None
+    except DataError:
+        return {"data": spec, "data_version": None}
+    return {"data": spec, "data_version": folder_version(folder) if folder else "generated" if spec else None}
+
+
 def test_split(subject: Subject, options: Options, normalize: bool = True) -> tuple[str, Dataset]:
-    """(spec, evaluation split at the model's input size), normalised or in [0, 1]."""
+    """(spec, evaluation split at the model's input size), normalised or in [0, 1].
+
+    Data of the weights' tag that is not on this machine is ``DataUnavailable``; a
+    ``DataError`` in data given by ``--data`` is bad input and propagates."""
     spec = evaluation_spec(subject, options)
     try:
         return spec, build_dataset(spec, subject.model.config.input_size, train=False, normalize=normalize)
     except DataError as err:
+        if options.data is not None:
+            raise
         raise DataUnavailable(str(err)) from err
 
 

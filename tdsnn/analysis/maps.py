@@ -1,14 +1,22 @@
-"""Tuning maps on the cortical sheet and their smoothness (METHOD.md §5, after TDANN).
+"""Tuning maps on the cortical sheet and their smoothness (docs/method.md §5, after TDANN).
 
 Responses are ``rates [N_stim, U]`` (stimuli x units, e.g. from ``block_rates`` on the
 sine gratings) with a ``metadata`` DataFrame of one row per stimulus; positions are
 ``[U, 2]`` in mm (``CorticalSheet.positions``). Arrays may be numpy or torch; results
 are numpy.
+
+Preference maps and their smoothness are reproducible bit for bit: tuning means are
+order-free float64 sums (exact for spike rates, so ties are exact ties), ties at the
+percentile cut are left out together, and unit samples are drawn from the units in a
+canonical (position) order, so neither the stimulus order, the unit numbering nor the
+machine's BLAS changes them.
+Each smoothness comes with a spread: a bootstrap over units (``bootstrap_se`` of
+``N_BOOT`` resampled curves) for the map, and the SEM over the shuffled samples for chance.
 """
 from __future__ import annotations
 
 import math
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence, Union
 
 import numpy as np
 import pandas as pd
@@ -19,6 +27,10 @@ from tqdm import tqdm
 V1_MAX_DIST_MM = math.sqrt(2 * (3.5 * 4 / 3) ** 2) / 2
 #: Points of TDANN's interpolated orientation tuning curve (over 0-180 deg, both ends included).
 VONMISES_POINTS = 50
+#: Bootstrap replicates (unit resamples) behind the spread of a smoothness value or curve.
+N_BOOT = 20
+#: Relative distance within which a tuning peak-to-peak counts as equal to the percentile cut.
+TIE_TOLERANCE = 1e-9
 _FIT_CHUNK = 8192  # units per batched von Mises fit
 
 
@@ -28,20 +40,24 @@ def _numpy(x) -> np.ndarray:
 
 def tuning_curves(rates, metadata: pd.DataFrame, factor: str = "orientation") -> tuple[np.ndarray, np.ndarray]:
     """Mean response per level of the metadata column ``factor``, averaged over all other
-    stimulus attributes. Returns the sorted levels ``[K]`` and curves ``[K, U]``."""
+    stimulus attributes. Returns the sorted levels ``[K]`` and curves ``[K, U]`` float64.
+
+    Each level's mean is the float64 sum of its stimuli's responses, added in ascending
+    order (not a BLAS product, whose rounding depends on the CPU and thread count), over
+    their count: the same bits for any stimulus order and on any machine. Spike rates
+    (multiples of 1/T) sum exactly, so levels with the same spike counts get identical
+    means, a tie in the tuning curve is an exact tie and a flat curve is exactly flat."""
     r = _numpy(rates)
     if r.ndim != 2 or r.shape[0] != len(metadata):
         raise ValueError(f"rates {r.shape} do not match {len(metadata)} stimuli")
-    r = r.astype(np.result_type(r.dtype, np.float32), copy=False)
     codes, levels = pd.factorize(metadata[factor], sort=True)
-    counts = np.bincount(codes, minlength=len(levels))
-    weights = np.zeros((len(levels), len(codes)), dtype=r.dtype)
-    weights[codes, np.arange(len(codes))] = 1.0 / counts[codes]
-    return np.asarray(levels), weights @ r
+    return np.asarray(levels), np.stack([np.sort(r[codes == k], axis=0).sum(0, dtype=np.float64)
+                                         / np.count_nonzero(codes == k) for k in range(len(levels))])
 
 
 def _argmax_preference(levels: np.ndarray, curves: np.ndarray) -> np.ndarray:
-    """Level [U] (its index for non-numeric levels) of each curve's maximum; NaN for flat curves."""
+    """Level [U] (its index for non-numeric levels) of each curve's maximum, the first
+    (lowest) level where several tie; NaN for flat curves."""
     values = levels.astype(float) if np.issubdtype(levels.dtype, np.number) else np.arange(len(levels), dtype=float)
     pref = values[np.argmax(curves, axis=0)]
     pref[np.ptp(curves, axis=0) == 0] = np.nan
@@ -155,34 +171,52 @@ def circular_variance(curves, angles_deg) -> np.ndarray:
         return np.where(total != 0, 1 - np.abs(phasor @ r) / total, np.nan)
 
 
-def _distance_profile(pair_values: Callable[[np.ndarray], np.ndarray], positions, max_dist: float, n_bins: int,
-                      n_samples: int, sample_size: int, shuffle: bool, seed: int) -> tuple[np.ndarray, np.ndarray]:
+Seed = Union[int, Sequence[int]]
+#: Pairwise quantity of a sample: (units [n], rows [P], cols [P]) -> values [P] of the pairs
+#: (units[rows], units[cols]).
+PairValues = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+
+
+def _distance_profile(pair_values: PairValues, positions, max_dist: float, n_bins: int, n_samples: int,
+                      sample_size: int, shuffle: bool, seed: Seed, resample: bool = False
+                      ) -> tuple[np.ndarray, np.ndarray]:
     """Per-sample mean of a pairwise quantity per cortical-distance bin (TDANN's
     ``metric_difference_over_distance`` + ``agg_by_distance``).
 
-    Each of n_samples draws min(sample_size, U) units without replacement; over its pairs
-    (i > j), pair_values(indices) ``[n, n]`` is averaged (NaN ignored) within n_bins equal
-    bins [lo, hi) of [0, max_dist] mm. shuffle permutes the pairs' distances first
-    (chance level). Returns bin centres ``[n_bins]`` (mm) and curves ``[n_samples, n_bins]``
-    (NaN for an empty bin).
+    Each of n_samples draws min(sample_size, U) units, without replacement or, with
+    ``resample``, with replacement (a bootstrap sample; pairs of a unit with itself are
+    left out), from the units in canonical order (by position, x then y), so that the
+    samples do not depend on how the units are numbered. Over its pairs, pair_values is
+    averaged (NaN ignored) within n_bins equal bins [lo, hi) of [0, max_dist] mm. shuffle
+    permutes the pairs' distances first (chance level). seed: an int or a sequence of
+    ints (numpy ``SeedSequence`` entropy). Returns bin centres ``[n_bins]`` (mm) and
+    curves ``[n_samples, n_bins]`` (NaN for an empty bin).
     """
     pos = _numpy(positions).astype(np.float64)
     rng = np.random.default_rng(seed)
+    order = np.lexsort((pos[:, 1], pos[:, 0]))
     edges = np.linspace(0.0, max_dist, n_bins + 1)
     n = min(sample_size, len(pos))
     rows, cols = np.tril_indices(n, -1)
+    same_every_sample = n == len(pos) and not (shuffle or resample)  # every sample holds all units
     curves = np.full((n_samples, n_bins), np.nan)
     for s in tqdm(range(n_samples), desc="distance profile", leave=False, disable=n_samples * n < 200_000):
-        idx = rng.choice(len(pos), size=n, replace=False)
-        p = pos[idx]
-        dist = np.hypot(p[rows, 0] - p[cols, 0], p[rows, 1] - p[cols, 1])
+        if s and same_every_sample:
+            curves[s] = curves[0]
+            continue
+        idx = order[rng.choice(len(pos), size=n, replace=resample)]
+        x, y = pos[idx, 0], pos[idx, 1]  # np.take: much faster than fancy indexing for these sizes
+        dist = np.hypot(x.take(rows) - x.take(cols), y.take(rows) - y.take(cols))
         if shuffle:
             rng.shuffle(dist)
-        values = pair_values(idx)[rows, cols]
+        values = pair_values(idx, rows, cols)
         bins = np.searchsorted(edges, dist, side="right") - 1
-        keep = (bins < n_bins) & np.isfinite(values)
-        counts = np.bincount(bins[keep], minlength=n_bins)
-        sums = np.bincount(bins[keep], weights=values[keep], minlength=n_bins)
+        dropped = ~np.isfinite(values)
+        if resample:
+            dropped |= idx.take(rows) == idx.take(cols)
+        bins[dropped] = n_bins  # pairs beyond max_dist land there too; that bin is discarded
+        counts = np.bincount(bins, minlength=n_bins + 1)[:n_bins]
+        sums = np.bincount(bins, weights=np.where(dropped, 0.0, values), minlength=n_bins + 1)[:n_bins]
         with np.errstate(invalid="ignore"):
             curves[s] = np.where(counts > 0, sums / counts, np.nan)
     return (edges[:-1] + edges[1:]) / 2, curves
@@ -199,32 +233,27 @@ def preference_difference(a, b, circular_period: Optional[float] = None) -> np.n
 
 def smoothness_curve(values, positions, circular_period: Optional[float] = None, max_dist: float = V1_MAX_DIST_MM,
                      n_bins: int = 9, n_samples: int = 20, sample_size: int = 1000, shuffle: bool = False,
-                     seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+                     seed: Seed = 0, resample: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Mean pairwise |delta value| against cortical distance (TDANN's difference over distance).
 
     values: ``[U]`` preferences (NaN ignored); positions: ``[U, 2]`` mm; circular_period:
     e.g. 180 for orientation (so the largest difference is 90). Pairs of each sample of
-    ``sample_size`` units closer than max_dist fall into n_bins equal bins. Returns bin
-    centres ``[n_bins]`` (mm) and one curve per sample ``[n_samples, n_bins]``; pass them
-    to ``smoothness`` (TDANN averages the per-sample smoothness) or average them with
-    ``np.nanmean(curves, 0)`` for a plot.
+    ``sample_size`` units closer than max_dist fall into n_bins equal bins; ``resample``
+    draws each sample with replacement (a bootstrap replicate, as ``smoothness_summary``
+    does for the spread). Returns bin centres ``[n_bins]`` (mm) and one curve per sample
+    ``[n_samples, n_bins]``; pass them to ``smoothness`` (TDANN averages the per-sample
+    smoothness) or average them with ``np.nanmean(curves, 0)`` for a plot.
     """
     v = _numpy(values).astype(np.float64)
 
-    def differences(idx: np.ndarray) -> np.ndarray:
-        return preference_difference(v[idx, None], v[None, idx], circular_period)
+    def differences(idx: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        sample = v[idx]
+        return preference_difference(sample.take(rows), sample.take(cols), circular_period)
 
-    return _distance_profile(differences, positions, max_dist, n_bins, n_samples, sample_size, shuffle, seed)
+    return _distance_profile(differences, positions, max_dist, n_bins, n_samples, sample_size, shuffle, seed, resample)
 
 
-def smoothness(curve) -> float:
-    """TDANN's smoothness (max(c) - c[0]) / max(c) of a difference-over-distance curve
-    ``[n_bins]``, truncated at its first NaN; 1 for a flat curve, NaN for an empty one.
-    For curves ``[n_samples, n_bins]``, the mean (NaN ignored) of the per-curve values."""
-    c = np.asarray(curve, dtype=np.float64)
-    if c.ndim == 2:
-        values = np.array([smoothness(row) for row in c])
-        return float(values[~np.isnan(values)].mean()) if (~np.isnan(values)).any() else math.nan
+def _curve_smoothness(c: np.ndarray) -> float:
     nans = np.flatnonzero(np.isnan(c))
     if nans.size:
         c = c[:nans[0]]
@@ -235,22 +264,113 @@ def smoothness(curve) -> float:
     return float((c.max() - c[0]) / c.max())
 
 
+def smoothness_values(curves) -> np.ndarray:
+    """``[n]`` TDANN smoothness of each difference-over-distance curve of ``[n, n_bins]``
+    (see ``smoothness``)."""
+    c = np.asarray(curves, dtype=np.float64)
+    return np.array([_curve_smoothness(row) for row in c.reshape(-1, c.shape[-1])])
+
+
+def smoothness(curve) -> float:
+    """TDANN's smoothness (max(c) - c[0]) / max(c) of a difference-over-distance curve
+    ``[n_bins]``, truncated at its first NaN; 1 for a flat curve, NaN for an empty one.
+    For curves ``[n_samples, n_bins]``, the mean (NaN ignored) of the per-curve values."""
+    c = np.asarray(curve, dtype=np.float64)
+    if c.ndim == 1:
+        return _curve_smoothness(c)
+    values = smoothness_values(c)
+    return float(values[~np.isnan(values)].mean()) if (~np.isnan(values)).any() else math.nan
+
+
+def _nanmean(values, axis: Optional[int] = None) -> np.ndarray:
+    """Mean over ``axis`` (all values by default), NaN ignored; NaN, without a warning, where none is finite."""
+    x = np.asarray(values, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.nansum(x, axis=axis) / np.sum(~np.isnan(x), axis=axis)
+
+
+def _nanstd(values, axis: int) -> np.ndarray:
+    """Sample standard deviation (ddof 1) over ``axis``, NaN ignored; NaN where fewer than two values."""
+    x = np.asarray(values, dtype=np.float64)
+    n = np.sum(~np.isnan(x), axis=axis)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        var = np.nansum((x - np.expand_dims(_nanmean(x, axis), axis)) ** 2, axis=axis) / (n - 1)
+    return np.where(n > 1, np.sqrt(var), np.nan)
+
+
+def sem(values, axis: int = 0):
+    """Standard error of the mean over ``axis`` (NaN ignored): sample std (ddof 1) / sqrt(n);
+    0 for identical values, NaN where fewer than two. A float for 1-D ``values``."""
+    n = np.sum(~np.isnan(np.asarray(values, dtype=np.float64)), axis=axis)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = _nanstd(values, axis) / np.sqrt(n)
+    return float(out) if np.ndim(out) == 0 else out
+
+
+def bootstrap_se(replicates, axis: int = 0):
+    """Bootstrap standard error: the sample std (ddof 1) of a statistic over its bootstrap
+    replicates along ``axis``, NaN ignored; NaN where fewer than two. A float for 1-D input."""
+    out = _nanstd(replicates, axis)
+    return float(out) if np.ndim(out) == 0 else out
+
+
+def smoothness_summary(values, positions, circular_period: Optional[float] = None, n_samples: int = 20,
+                       n_boot: int = N_BOOT, seed: int = 0, **curve_options) -> dict:
+    """Smoothness of the map ``values [U]`` at ``positions [U, 2]`` mm, its chance level and
+    their spread (``curve_options``: max_dist, n_bins, sample_size of ``smoothness_curve``).
+
+    smoothness: mean over n_samples samples of the per-sample smoothness; chance: the
+    same with shuffled distances. smoothness_sem: bootstrap standard error over units,
+    from n_boot samples of ``sample_size`` units drawn with replacement (pairs of a unit
+    with itself left out), each with its own seed. Where all units fit in one sample
+    every sample holds the same units and this is the bootstrap SE of the value; with
+    more units it is the spread of one sample's value, an upper bound on the error of the
+    n_samples mean. chance_sem: SEM over the n_samples shuffled samples. n_boot = 0 skips
+    the bootstrap (smoothness_sem and curve_sem NaN).
+
+    Returns a dict: smoothness, smoothness_sem, chance, chance_sem (floats); bin_centers
+    ``[n_bins]`` mm; curves, chance_curves ``[n_samples, n_bins]`` and bootstrap_curves
+    ``[n_boot, n_bins]``; curve_sem (bootstrap SE per bin) and chance_curve_sem (SEM per
+    bin) ``[n_bins]``.
+    """
+    if n_boot < 0 or n_samples < 1:
+        raise ValueError(f"n_samples must be >= 1 and n_boot >= 0, got {n_samples} and {n_boot}")
+    centers, curves = smoothness_curve(values, positions, circular_period, n_samples=n_samples, seed=seed,
+                                       **curve_options)
+    _, chance = smoothness_curve(values, positions, circular_period, n_samples=n_samples, shuffle=True, seed=seed,
+                                 **curve_options)
+    _, boot = smoothness_curve(values, positions, circular_period, n_samples=n_boot, resample=True,
+                               seed=(seed, 1), **curve_options)
+    return {"smoothness": smoothness(curves), "smoothness_sem": bootstrap_se(smoothness_values(boot)),
+            "chance": smoothness(chance), "chance_sem": sem(smoothness_values(chance)), "bin_centers": centers,
+            "curves": curves, "chance_curves": chance, "bootstrap_curves": boot, "curve_sem": bootstrap_se(boot),
+            "chance_curve_sem": sem(chance)}
+
+
+def most_tuned(curves, percentile: float = 75.0) -> np.ndarray:
+    """``[U]`` bool: units whose tuning-curve peak-to-peak (curves ``[K, U]``) exceeds its
+    ``percentile``-th percentile over units (TDANN's selection). A peak-to-peak within
+    ``TIE_TOLERANCE`` (relative) of the cut ties with it and is left out, so units whose
+    peak-to-peak equals the cut are all dropped, however their means rounded."""
+    ptp = np.ptp(np.asarray(curves, dtype=np.float64), axis=0)
+    cut = np.percentile(ptp, percentile)
+    return ptp > cut + TIE_TOLERANCE * abs(cut)
+
+
 def map_smoothness(rates, metadata: pd.DataFrame, positions, factor: str = "orientation", method: str = "argmax",
-                   percentile: float = 75.0, seed: int = 0, **curve_options) -> dict:
-    """Smoothness of the preference map of ``factor`` (TDANN's V1 analysis).
+                   percentile: float = 75.0, seed: int = 0, **summary_options) -> dict:
+    """Smoothness of the preference map of ``factor`` (TDANN's V1 analysis), with its spread.
 
-    Units whose ``factor`` tuning curve peak-to-peak exceeds its ``percentile``-th
-    percentile are kept; their preferences (orientation: ``preferred_orientation`` with
-    ``method``, circular with period 180; other factors: argmax level, e.g. sf_cpd or
-    colour index) go through ``smoothness_curve`` (``curve_options``: max_dist, n_bins,
-    n_samples, sample_size), once as is and once with shuffled distances (chance).
+    The ``most_tuned`` units (``factor`` tuning-curve peak-to-peak above its
+    ``percentile``-th percentile) are kept; their preferences (orientation:
+    ``preferred_orientation`` with ``method``, circular with period 180; other factors:
+    argmax level, e.g. sf_cpd or colour index) go through ``smoothness_summary``
+    (``summary_options``: n_samples, n_boot, max_dist, n_bins, sample_size).
 
-    Returns a dict: smoothness, chance (floats), bin_centers [n_bins] mm, curves and
-    chance_curves [n_samples, n_bins], mask [U] bool (kept units), preferences [U].
+    Returns ``smoothness_summary``'s dict plus mask [U] bool (kept units) and preferences [U].
     """
     levels, curves = tuning_curves(rates, metadata, factor)
-    ptp = np.ptp(curves, axis=0)
-    mask = ptp > np.percentile(ptp, percentile)
+    mask = most_tuned(curves, percentile)
     if factor == "orientation":
         prefs, period = _orientation_preference(levels, curves, method), 180.0
     else:
@@ -258,10 +378,8 @@ def map_smoothness(rates, metadata: pd.DataFrame, positions, factor: str = "orie
     pos = _numpy(positions)
     if pos.shape != (curves.shape[1], 2):
         raise ValueError(f"positions {pos.shape} do not match {curves.shape[1]} units")
-    centers, profile = smoothness_curve(prefs[mask], pos[mask], period, seed=seed, **curve_options)
-    _, chance = smoothness_curve(prefs[mask], pos[mask], period, shuffle=True, seed=seed, **curve_options)
-    return {"smoothness": smoothness(profile), "chance": smoothness(chance), "bin_centers": centers,
-            "curves": profile, "chance_curves": chance, "mask": mask, "preferences": prefs}
+    summary = smoothness_summary(prefs[mask], pos[mask], period, seed=seed, **summary_options)
+    return {**summary, "mask": mask, "preferences": prefs}
 
 
 def orientation_smoothness(rates, metadata: pd.DataFrame, positions, **options) -> dict:
@@ -270,12 +388,14 @@ def orientation_smoothness(rates, metadata: pd.DataFrame, positions, **options) 
 
 
 def correlation_vs_distance(rates, positions, n_bins: int = 10, max_dist: Optional[float] = None,
-                            n_samples: int = 20, sample_size: int = 1000, seed: int = 0
+                            n_samples: int = 20, sample_size: int = 1000, seed: Seed = 0, resample: bool = False
                             ) -> tuple[np.ndarray, np.ndarray]:
     """Pairwise Pearson correlation of unit responses ``rates [N_stim, U]`` against
     cortical distance (positions ``[U, 2]`` mm), in n_bins equal bins of [0, max_dist]
-    (default: the diagonal of the positions' bounding box). Constant units are ignored.
-    Returns bin centres ``[n_bins]`` (mm) and per-sample curves ``[n_samples, n_bins]``.
+    (default: the diagonal of the positions' bounding box). Constant units are ignored;
+    ``resample`` draws each sample with replacement (bootstrap replicates for
+    ``bootstrap_se`` per bin). Returns bin centres ``[n_bins]`` (mm) and per-sample curves
+    ``[n_samples, n_bins]``.
     """
     r = _numpy(rates)
     pos = _numpy(positions)
@@ -284,12 +404,26 @@ def correlation_vs_distance(rates, positions, n_bins: int = 10, max_dist: Option
     if max_dist is None:
         max_dist = float(np.hypot(*np.ptp(pos, axis=0)))
 
-    def correlations(idx: np.ndarray) -> np.ndarray:
-        x = r[:, idx].astype(np.float64)
-        x -= x.mean(0)
-        norm = np.sqrt((x * x).sum(0))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            z = x / np.where(norm > 0, norm, np.nan)
-        return z.T @ z
+    z = r.astype(np.float64)  # [N_stim, U], standardised in place: unit-norm columns, NaN for constant units
+    z -= z.mean(0)
+    norm = np.sqrt((z * z).sum(0))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        z /= np.where(norm > 0, norm, np.nan)
 
-    return _distance_profile(correlations, pos, max_dist, n_bins, n_samples, sample_size, False, seed)
+    def correlations(idx: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        zi = z[:, idx]
+        return (zi.T @ zi).ravel().take(rows * len(idx) + cols)
+
+    return _distance_profile(correlations, pos, max_dist, n_bins, n_samples, sample_size, False, seed, resample)
+
+
+def correlation_summary(rates, positions, n_boot: int = N_BOOT, seed: int = 0, **options) -> dict:
+    """``correlation_vs_distance`` (``options``: n_bins, max_dist, n_samples, sample_size)
+    with its spread. Returns bin_centers ``[n_bins]`` mm, curves ``[n_samples, n_bins]``,
+    curve (their mean) and curve_sem ``[n_bins]``: the bootstrap SE per bin over n_boot
+    samples drawn with replacement, as for ``smoothness_summary``."""
+    centers, curves = correlation_vs_distance(rates, positions, seed=seed, **options)
+    boot_options = {k: v for k, v in options.items() if k != "n_samples"}
+    _, boot = correlation_vs_distance(rates, positions, n_samples=n_boot, seed=(seed, 1), resample=True,
+                                      **boot_options)
+    return {"bin_centers": centers, "curves": curves, "curve": _nanmean(curves, 0), "curve_sem": bootstrap_se(boot)}

@@ -12,7 +12,6 @@ import torch.nn.functional as F
 from torch import Tensor
 from tqdm import tqdm
 
-from ..config import BLOCKS
 from ..data import Preprocessing
 
 Normalization = Union[Preprocessing, tuple[Sequence[float], Sequence[float]]]
@@ -23,7 +22,7 @@ def block_rates(model: torch.nn.Module, images: Tensor, preprocessing: Normaliza
                 progress: bool = True) -> dict[str, Tensor]:
     """Per-unit responses ``{block: [N, C*H*W] float32}`` (CPU, in ``blocks`` order) to
     images ``[N, 3, S, S]`` in [0, 1]: firing rates (spike count / T, in [0, 1]) for
-    spiking models, activations for ANNs.
+    spiking models, activations for ANNs. blocks: names of ``model.block_names``.
 
     Images are resized (bilinear, antialiased) to ``model.config.input_size`` when S
     differs, then normalised. preprocessing: a ``Preprocessing`` (its size must equal the
@@ -48,9 +47,9 @@ def _responses(model: torch.nn.Module, images: Tensor, preprocessing: Normalizat
                per_timestep: bool) -> dict[str, Tensor]:
     """``model.forward_blocks`` over images in batches; each requested block kept as
     ``[N, U]`` (mean over T) or, with ``per_timestep``, ``[N, T, U]``."""
-    unknown = [b for b in blocks if b not in BLOCKS]
+    unknown = [b for b in blocks if b not in model.block_names]
     if unknown:
-        raise ValueError(f"unknown blocks {unknown}; valid: {', '.join(BLOCKS)}")
+        raise ValueError(f"unknown blocks {unknown} of {model.config.arch}; valid: {', '.join(model.block_names)}")
     if images.ndim != 4 or images.shape[1] != 3:
         raise ValueError(f"expected images [N, 3, S, S], got shape {tuple(images.shape)}")
     size = model.config.input_size

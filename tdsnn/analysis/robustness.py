@@ -1,4 +1,4 @@
-"""Accuracy under perturbation (METHOD.md §5): Gaussian noise, FGSM, PGD and random
+"""Accuracy under perturbation (docs/method.md §5): Gaussian noise, FGSM, PGD and random
 pixel masking drawn anew at every timestep.
 
 Conventions: images are in pixel space, ``[B, 3, S, S]`` with values in [0, 1], and every
@@ -23,8 +23,10 @@ from spikingjelly.activation_based import functional
 from torch import Tensor, nn
 from tqdm import tqdm
 
+#: Keys of ``robust_accuracy``'s accuracies, in order -> their names in tables and figures.
+PERTURBATION_LABELS = {"clean": "clean", "noise": "noise", "fgsm": "FGSM", "pgd": "PGD", "mask": "masking"}
 #: Keys of ``robust_accuracy``'s accuracies, in order.
-PERTURBATIONS = ("clean", "noise", "fgsm", "pgd", "mask")
+PERTURBATIONS = tuple(PERTURBATION_LABELS)
 
 
 @dataclass(frozen=True)
@@ -217,7 +219,7 @@ def robust_accuracy(model: nn.Module, data: Union[Tensor, Iterable], labels: Opt
     normalisation (3 floats each). The model is moved to ``device`` and run in eval mode;
     its training flags are restored afterwards.
 
-    Returns ``{"clean", "noise", "fgsm", "pgd", "mask": accuracy in %, "images": N,
+    Returns ``{<each of PERTURBATIONS>: accuracy in %, "images": N,
     "timesteps": T, "config": dataclasses.asdict(config)}`` (JSON-serialisable).
     Deterministic for a given ``config.seed`` and batching (one CPU generator draws the
     noise, PGD starts and masks, batch by batch).

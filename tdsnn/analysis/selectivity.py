@@ -1,4 +1,4 @@
-"""IT category selectivity on the cortical sheet (METHOD.md §5, after TDANN's VTC analyses).
+"""IT category selectivity on the cortical sheet (docs/method.md §5, after TDANN's VTC analyses).
 
 Responses are ``[N, U]`` (stimuli x units, e.g. ``block_rates`` of layer4.1 on the
 category images of ``tdsnn.stimuli.category_images``) with integer labels ``[N]``
@@ -10,7 +10,9 @@ t between its responses to the "on" stimuli and to all other ("off") stimuli. On
 unit makes a t-map; maps of different categories are compared by their Pearson
 correlation over units (overlap), and each map's smoothness is TDANN's
 (max - first) / max of the mean |delta t| against cortical distance, with the same
-``smoothness_curve`` / ``smoothness`` as the V1 orientation map.
+``smoothness_summary`` as the V1 orientation map. Its spread is a bootstrap over the
+category images and the units (``category_bootstrap``): the t-maps rest on a few images
+per category, and at small input sizes all units fit in one sample.
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from typing import Mapping, Optional, Sequence, Union
 
 import numpy as np
 
-from .maps import _numpy, smoothness, smoothness_curve
+from .maps import N_BOOT, _nanmean, _numpy, bootstrap_se, sem, smoothness, smoothness_curve, smoothness_summary, smoothness_values
 
 #: Distance range (mm) of the category-smoothness curve: TDANN's IT/VTC ``distance_cutoff``
 #: (notebooks F03-F05; bins ``linspace(0, 60, 10)``, i.e. 9 bins of 6.7 mm, as here). It
@@ -151,29 +153,82 @@ def responsive_units(responses, min_mean: float = 0.0) -> np.ndarray:
     return _numpy(responses).mean(0) > min_mean
 
 
-def category_smoothness(t_map, positions, max_dist: float = IT_MAX_DIST_MM, mask=None, seed: int = 0,
-                        **curve_options) -> dict:
-    """Smoothness of a category t-map ``[U]`` over unit positions ``[U, 2]`` (mm).
-
-    Mean |delta t| of unit pairs against their cortical distance (``smoothness_curve``,
-    no circular period, ``n_bins`` (default ``IT_BINS``) equal bins of [0, max_dist] mm,
-    ``n_samples`` (``IT_SAMPLES``) samples of ``sample_size`` (``IT_SAMPLE_SIZE``) units),
-    summarised by ``smoothness`` (TDANN's mean per-sample (max - first) / max), once as
-    is and once with shuffled distances (chance, near 0). Only units in ``mask`` ``[U]``
-    bool (e.g. ``responsive_units``; default all) with a finite t take part.
-
-    Returns a dict: smoothness, chance (floats), bin_centers ``[n_bins]`` mm, curves and
-    chance_curves ``[n_samples, n_bins]`` (mean |delta t| per bin), mask ``[U]`` bool.
-    """
-    t = _numpy(t_map).astype(np.float64).reshape(-1)
+def _analysed_units(t: np.ndarray, positions, mask) -> tuple[np.ndarray, np.ndarray]:
+    """Positions ``[U, 2]`` as numpy (checked against t ``[U]``) and the units ``[U]`` bool in
+    ``mask`` (default all) with a finite t."""
     pos = _numpy(positions)
     if pos.shape != (len(t), 2):
         raise ValueError(f"positions {pos.shape} do not match {len(t)} units")
     keep = np.isfinite(t)
     if mask is not None:
         keep &= _numpy(mask).astype(bool).reshape(-1)
-    options = {"n_bins": IT_BINS, "n_samples": IT_SAMPLES, "sample_size": IT_SAMPLE_SIZE, **curve_options}
-    centers, curves = smoothness_curve(t[keep], pos[keep], max_dist=max_dist, seed=seed, **options)
-    _, chance = smoothness_curve(t[keep], pos[keep], max_dist=max_dist, shuffle=True, seed=seed, **options)
-    return {"smoothness": smoothness(curves), "chance": smoothness(chance), "bin_centers": centers,
-            "curves": curves, "chance_curves": chance, "mask": keep}
+    return pos, keep
+
+
+def category_smoothness(t_map, positions, max_dist: float = IT_MAX_DIST_MM, mask=None, seed: int = 0,
+                        **summary_options) -> dict:
+    """Smoothness of a category t-map ``[U]`` over unit positions ``[U, 2]`` (mm).
+
+    Mean |delta t| of unit pairs against their cortical distance (``smoothness_summary``,
+    no circular period, ``n_bins`` (default ``IT_BINS``) equal bins of [0, max_dist] mm,
+    ``n_samples`` (``IT_SAMPLES``) samples of ``sample_size`` (``IT_SAMPLE_SIZE``) units),
+    summarised by TDANN's mean per-sample (max - first) / max, once as is and once with
+    shuffled distances (chance, near 0), with the bootstrap SE over units (``n_boot``)
+    and the SEM of chance. Only units in ``mask`` ``[U]`` bool (e.g. ``responsive_units``;
+    default all) with a finite t take part.
+
+    Returns ``smoothness_summary``'s dict (curves: mean |delta t| per bin) plus mask ``[U]`` bool.
+    """
+    t = _numpy(t_map).astype(np.float64).reshape(-1)
+    pos, keep = _analysed_units(t, positions, mask)
+    options = {"n_bins": IT_BINS, "n_samples": IT_SAMPLES, "sample_size": IT_SAMPLE_SIZE, **summary_options}
+    return {**smoothness_summary(t[keep], pos[keep], max_dist=max_dist, seed=seed, **options), "mask": keep}
+
+
+def category_bootstrap(responses, labels, names: Sequence[str], positions, mask=None, n_boot: int = N_BOOT,
+                       seed: int = 0, domains: Optional[Mapping[str, Sequence[str]]] = None,
+                       exclude: Sequence[str] = (), max_dist: float = IT_MAX_DIST_MM, n_bins: int = IT_BINS,
+                       sample_size: int = IT_SAMPLE_SIZE) -> tuple[list[str], np.ndarray]:
+    """Bootstrap replicates of the category smoothness over images and units: the map
+    names (``selectivity_maps`` order) and ``[n_boot, maps]``.
+
+    Replicate b draws each category's images again with replacement (every category keeps
+    its count), recomputes the t-maps (``selectivity_maps`` of responses ``[N, U]`` and
+    labels ``[N]`` with ``domains``, ``exclude``) and records the smoothness of one sample
+    of ``sample_size`` units drawn with replacement from the units in ``mask`` with a
+    finite t, the same draw for every map with the same units. ``bootstrap_se`` of a
+    column, or of the mean over maps, is that value's standard error.
+    """
+    if n_boot < 2:
+        raise ValueError(f"n_boot must be >= 2, got {n_boot}")
+    r, lab = _numpy(responses), _numpy(labels).reshape(-1)
+    groups = [np.flatnonzero(lab == k) for k in np.unique(lab)]
+    replicates, order = [], []
+    for b in range(n_boot):
+        rng = np.random.default_rng((seed, 2, b))
+        idx = np.concatenate([rng.choice(g, size=len(g), replace=True) for g in groups])
+        maps = selectivity_maps(r[idx], lab[idx], names, domains=domains, exclude=exclude)
+        order = list(maps)
+        row = []
+        for t in maps.values():
+            pos, keep = _analysed_units(t, positions, mask)
+            _, curve = smoothness_curve(t[keep], pos[keep], max_dist=max_dist, n_bins=n_bins, n_samples=1,
+                                        sample_size=sample_size, seed=(seed, 3, b), resample=True)
+            row.append(smoothness(curve))
+        replicates.append(row)
+    return order, np.array(replicates, dtype=np.float64)
+
+
+def mean_category_smoothness(per_map: Sequence[dict], replicates) -> dict:
+    """The mean over maps of ``category_smoothness`` results ``per_map``, with its spread.
+
+    Returns smoothness and chance (means over maps, NaN ignored); smoothness_sem: bootstrap
+    SE of the mean over maps from ``category_bootstrap`` replicates ``[n_boot, maps]`` (in
+    ``per_map`` order); chance_sem: SEM over samples of each sample's chance averaged over
+    maps (with the shared seed, sample s of maps over the same units has the same units
+    and shuffle).
+    """
+    chance_samples = np.stack([smoothness_values(m["chance_curves"]) for m in per_map])  # [maps, n_samples]
+    return {"smoothness": float(_nanmean([m["smoothness"] for m in per_map])),
+            "smoothness_sem": bootstrap_se(_nanmean(replicates, axis=1)),
+            "chance": float(_nanmean([m["chance"] for m in per_map])), "chance_sem": sem(_nanmean(chance_samples, 0))}

@@ -16,9 +16,11 @@ from typing import Callable, Optional
 import torch
 import torch.nn.functional as F
 from torch import nn
-from spikingjelly.activation_based import functional, layer
+from spikingjelly.activation_based import layer
 
 from ..config import BLOCKS, ModelConfig
+from ..sheets import BLOCK_AREAS
+from .backbone import Backbone, as_sequence, scaled_widths
 
 Activation = Callable[[], nn.Module]
 
@@ -73,20 +75,22 @@ class BasicBlock(nn.Module):
         return self.act2(out + identity)
 
 
-class ResNet18(nn.Module):
+class ResNet18(Backbone):
     """ResNet-18 with a width multiplier and an ``imagenet`` or ``small`` stem.
 
     ``forward(x)`` takes images ``[B, C, H, W]`` (direct encoding: the same image at
     every timestep) or per-timestep inputs ``[T, B, C, H, W]`` and returns logits
-    ``[B, num_classes]`` averaged over T.
+    ``[B, num_classes]`` averaged over T. Blocks: the 8 residual blocks ``layer1.0`` ...
+    ``layer4.1`` (``tdsnn.sheets.BLOCK_AREAS``).
     """
 
+    block_areas = BLOCK_AREAS
+
     def __init__(self, config: ModelConfig, activation: Activation):
-        super().__init__()
+        super().__init__(config)
         if activation is relu and config.timesteps is not None:
             raise ValueError(f"{config.arch} is an ANN: timesteps must be None, got {config.timesteps}")
-        self.config = config
-        widths = [max(1, round(w * config.width)) for w in (64, 128, 256, 512)]
+        widths = scaled_widths((64, 128, 256, 512), config.width)
         if config.stem == "imagenet":
             self.conv1 = _conv(config.in_channels, widths[0], 7, 2, config.blurpool)
             self.maxpool = layer.MaxPool2d(3, 2, 1, step_mode="m")
@@ -105,21 +109,6 @@ class ResNet18(nn.Module):
         self.avgpool = layer.AdaptiveAvgPool2d((1, 1), step_mode="m")
         self.fc = layer.Linear(in_ch, config.num_classes, step_mode="m")
 
-    @property
-    def timesteps(self) -> int:
-        """Timesteps per forward (1 for ANNs)."""
-        return self.config.timesteps or 1
-
-    @property
-    def is_spiking(self) -> bool:
-        return self.config.timesteps is not None
-
-    def set_timesteps(self, timesteps: int) -> None:
-        """Change T for inference (e.g. entropy at several T); spiking models only."""
-        if not self.is_spiking:
-            raise ValueError(f"{self.config.arch} is not a spiking model")
-        self.config = self.config.replace(timesteps=timesteps)
-
     def _stem_drive(self, x: torch.Tensor) -> torch.Tensor:
         """Images ``[B, C, H, W]`` or ``[T, B, C, H, W]`` -> input of the stem neurons, ``[1 or T, B, C', H', W']``.
 
@@ -127,72 +116,18 @@ class ResNet18(nn.Module):
         computed once, for a T-th of the cost (BN statistics over T identical copies
         equal those over one copy).
         """
-        if x.ndim == 4:
-            x = x.unsqueeze(0)
-        elif x.ndim != 5:
-            raise ValueError(f"expected input [B, C, H, W] or [T, B, C, H, W], got shape {tuple(x.shape)}")
-        return self.bn1(self.conv1(x))
+        return self.bn1(self.conv1(as_sequence(x)))
 
     def _body(self, drive: torch.Tensor) -> tuple[torch.Tensor, "OrderedDict[str, torch.Tensor]"]:
-        """Stem neurons onwards: ``[T', B, ...]`` -> logits ``[T', B, classes]`` and block outputs."""
+        """Stem neurons onwards: ``[T', B, ...]`` -> logits ``[T', B, classes]`` and the 8
+        residual-block outputs (spikes for spiking models, ReLU activations for ANNs)."""
         out = self.maxpool(self.act1(drive))
         blocks: "OrderedDict[str, torch.Tensor]" = OrderedDict()
         for name in BLOCKS:
             stage, index = name.split(".")
             out = getattr(self, stage)[int(index)](out)
             blocks[name] = out
-        return self.fc(self.avgpool(out).flatten(2)), blocks
-
-    def forward_blocks(self, x: torch.Tensor) -> tuple[torch.Tensor, "OrderedDict[str, torch.Tensor]"]:
-        """Logits ``[B, num_classes]`` and the 8 residual-block outputs ``{name: [T, B, C, H, W]}``.
-
-        Block outputs are spikes in {0, 1} for spiking models and ReLU activations
-        (T = 1) for ANNs. Neuron state is reset first, so results never depend on a
-        previous batch.
-        """
-        functional.reset_net(self)
-        drive = self._stem_drive(x)
-        if drive.shape[0] == 1:
-            drive = drive.expand(self.timesteps, *drive.shape[1:])
-        logits, blocks = self._body(drive)
-        return logits.mean(0), blocks
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_blocks(x)[0]
-
-    def forward_stepwise(self, x: torch.Tensor) -> torch.Tensor:
-        """``forward`` computed one timestep at a time, for inference.
-
-        Neuron state carries over between steps, so in eval mode the logits equal
-        ``forward``'s, but memory does not grow with T; forward hooks fire once per
-        step with ``[1, B, ...]`` outputs. (In train mode BN would use per-step
-        statistics.)
-        """
-        functional.reset_net(self)
-        drive = self._stem_drive(x)
-        logits = 0
-        for t in range(self.timesteps):
-            logits = logits + self._body(drive[t if drive.shape[0] > 1 else 0].unsqueeze(0))[0][0]
-        functional.reset_net(self)
-        return logits / self.timesteps
-
-    def block_dims(self) -> "OrderedDict[str, tuple[int, int, int]]":
-        """(C, H, W) of each block output at ``config.input_size``, from a probe forward."""
-        was_training = self.training
-        self.eval()
-        probe = torch.zeros(1, self.config.in_channels, self.config.input_size, self.config.input_size,
-                            device=next(self.parameters()).device)
-        saved = self.config
-        try:
-            if self.is_spiking:
-                self.config = saved.replace(timesteps=1)
-            with torch.no_grad():
-                _, blocks = self.forward_blocks(probe)
-        finally:
-            self.config = saved
-            self.train(was_training)
-            functional.reset_net(self)
-        return OrderedDict((name, tuple(t.shape[2:])) for name, t in blocks.items())
+        return self._readout(out), blocks
 
 
 def relu() -> nn.Module:

@@ -1,4 +1,4 @@
-"""SResNet18: spiking ResNet-18 with multi-step LIF neurons (METHOD.md §1)."""
+"""SResNet18: spiking ResNet-18 with multi-step LIF neurons (docs/method.md §1)."""
 from __future__ import annotations
 
 from torch import nn
@@ -19,6 +19,12 @@ def lif(config: NeuronConfig) -> nn.Module:
                           detach_reset=config.detach_reset, step_mode="m")
 
 
+def check_spiking(config: ModelConfig) -> None:
+    """Spiking architectures need ``timesteps`` and ``neuron`` options."""
+    if config.timesteps is None or config.neuron is None:
+        raise ValueError(f"{config.arch} needs timesteps and neuron options")
+
+
 class SResNet18(ResNet18):
     """Spiking ResNet-18: LIF after the stem BN, after bn1 of each block and after each residual add.
 
@@ -26,6 +32,5 @@ class SResNet18(ResNet18):
     """
 
     def __init__(self, config: ModelConfig):
-        if config.timesteps is None or config.neuron is None:
-            raise ValueError(f"{config.arch} needs timesteps and neuron options")
+        check_spiking(config)
         super().__init__(config, lambda: lif(config.neuron))

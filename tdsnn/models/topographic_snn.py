@@ -1,32 +1,37 @@
-"""TSResNet18: SResNet18 with cortical sheets on the 8 block outputs and the STC loss (METHOD.md §2-3)."""
+"""The TDSNN construction for any spiking backbone: cortical sheets on its blocks and
+the STC loss (docs/method.md §2-3)."""
 from __future__ import annotations
 
 from typing import Mapping, Optional
 
 import torch
 
-from ..config import BLOCKS, ModelConfig
+from ..config import ModelConfig
 from ..sheets import CorticalSheet, build_sheets, sheet_key
 from ..stc import STCLoss
-from .sresnet import SResNet18
 
 
-class TSResNet18(SResNet18):
-    """Topographic spiking ResNet-18.
+class TopographicSNN:
+    """Mixin, listed before a spiking ``Backbone``: ``class TSNet(TopographicSNN, SNet)``.
 
-    ``sheets`` holds one ``CorticalSheet`` per block (positions in mm, clusters); their
-    sizes come from a probe forward at ``config.input_size``. Positions and clusters
-    are buffers, so they are saved and restored with the state_dict; weights saved
-    without clusters get them resampled from their positions on loading.
+    ``sheets`` holds one ``CorticalSheet`` per block (``backbone.block_areas`` gives its
+    area, hence sheet side and cluster width; sizes come from a probe forward at
+    ``config.input_size``). Positions and clusters are buffers, so they are saved and
+    restored with the state_dict; weights saved without clusters get them resampled from
+    their positions on loading. ``config.stc.layers`` must name blocks of the backbone.
     """
 
     def __init__(self, config: ModelConfig):
         if config.sheet is None or config.stc is None:
             raise ValueError(f"{config.arch} needs sheet and stc options")
         super().__init__(config)
-        self.sheets = build_sheets(self.block_dims(), config.sheet)
+        unknown = [layer for layer in config.stc.layers if layer not in self.block_areas]
+        if unknown:
+            raise ValueError(f"{config.arch}: stc.layers {unknown} are not blocks of this model; "
+                             f"its blocks are {', '.join(self.block_names)}")
+        self.sheets = build_sheets(self.block_dims(), config.sheet, self.block_areas)
         self.stc = STCLoss(config.stc, config.timesteps)
-        self.register_load_state_dict_post_hook(TSResNet18._resample_stale_clusters)
+        self.register_load_state_dict_post_hook(TopographicSNN._resample_stale_clusters)
 
     def _resample_stale_clusters(self, _incompatible) -> None:
         """After loading weights saved without clusters: resample them from the loaded positions."""
@@ -39,8 +44,8 @@ class TSResNet18(SResNet18):
         return self.sheets[sheet_key(block)]
 
     def sheets_by_block(self) -> dict[str, CorticalSheet]:
-        """``{block name: sheet}`` for the 8 residual blocks."""
-        return {block: self.sheet(block) for block in BLOCKS}
+        """``{block name: sheet}`` for every block, in forward order."""
+        return {block: self.sheet(block) for block in self.block_names}
 
     def topo_loss(self, blocks: Mapping[str, torch.Tensor],
                   generator: Optional[torch.Generator] = None) -> tuple[torch.Tensor, dict[str, float]]:

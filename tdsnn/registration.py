@@ -1,0 +1,244 @@
+"""Register a trained model: weights file, model card and registry entry.
+
+    python -m tdsnn.register runs/tsresnet18-fmnist --tag fmnist [--default] [--half]
+
+Reads ``RUN/train/final.safetensors`` (and the run's ``config.yaml``, ``command.txt`` and
+metrics), stores the weights (float16 with ``--half``; without the STC clusters, which
+loading resamples from the positions), measures test accuracy on the data tag's test split
+and the V1 orientation smoothness (the architecture's registered V1 layer) on the TDANN
+sine gratings, and records the variant (config, weights path and sha256, data tag, metrics)
+in the registry in use (``tdsnn.registry.REGISTRY_PATH``), with the weights and the model
+card ``<arch>.<tag>.md`` in the ``weights/`` folder beside it. ``harness`` and
+``brainscore_plugin`` then find it as ``<arch>.<tag>``.
+
+Nothing is replaced until evaluation has succeeded: the weights and card are written to
+temporary files first, and an interrupted or failed registration leaves the registered
+weights, card and registry as they were. Bad arguments exit with status 2 before any work.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import yaml
+from ruamel.yaml import YAML
+
+from . import registry
+from .analysis.accuracy import top1_accuracy
+from .analysis.maps import N_BOOT, V1_MAX_DIST_MM, orientation_smoothness
+from .analysis.responses import block_rates
+from .checkpoint import CheckpointError, atomic_write, load_state, read_checkpoint, save_model
+from .data import DataError, DataSpec, build_dataset
+from .names import check_model_name, check_part
+from .registry import build
+from .sheets import model_sheet
+from .stimuli import sine_gratings
+
+
+def run_summary(run: Path) -> dict[str, Any]:
+    """Command, epochs and wall time (all stages) of a ``tdsnn-train`` output folder."""
+    seconds, epochs = 0.0, {}
+    for stage in ("aux", "train"):
+        metrics = run / stage / "metrics.jsonl"
+        if metrics.exists():
+            rows = [json.loads(line) for line in metrics.read_text().splitlines()]
+            seconds += sum(r["seconds"] for r in rows)
+            epochs[stage] = len(rows)
+    swap = run / "swap" / "stage.json"
+    if swap.exists():
+        seconds += sum(layer["seconds"] for layer in json.loads(swap.read_text())["layers"].values())
+    command = (run / "command.txt").read_text().strip() if (run / "command.txt").exists() else None
+    return {"command": command, "epochs": epochs, "train_seconds": seconds,
+            "config": yaml.safe_load((run / "config.yaml").read_text())}
+
+
+def evaluate(model, data: str, v1_layer: str, device: str = "cpu") -> dict[str, Any]:
+    """Test accuracy (%) on ``data``'s evaluation split and the orientation smoothness of
+    ``v1_layer`` and its chance level, each with its standard error (``*_sem``: bootstrap
+    over units and SEM over the shuffled samples, ``tdsnn.analysis.map_smoothness``). An
+    empty evaluation split is a ``DataError``, not 0 % accuracy."""
+    spec = DataSpec.parse(data)
+    size = model.config.input_size
+    test = build_dataset(spec, size, train=False)
+    if len(test) == 0:
+        raise DataError(f"the evaluation split of {data!r} holds no images")
+    accuracy = top1_accuracy(model, test, device=device)
+    images, meta = sine_gratings(size)
+    rates = block_rates(model, images, spec.preprocessing(size), [v1_layer], device=device)[v1_layer]
+    positions = model_sheet(model, v1_layer).positions
+    smooth = orientation_smoothness(rates.numpy(), meta, positions.numpy())
+    return {"test_accuracy": accuracy, "v1_orientation_smoothness": float(smooth["smoothness"]),
+            "v1_orientation_smoothness_sem": float(smooth["smoothness_sem"]),
+            "v1_orientation_smoothness_chance": float(smooth["chance"]),
+            "v1_orientation_smoothness_chance_sem": float(smooth["chance_sem"]),
+            "v1_units_used": int(smooth["mask"].sum())}
+
+
+CARD = """# {name}
+
+{description}
+
+| | |
+|---|---|
+| architecture | `{arch}` ({kind}) |
+| options | `{options}` |
+| training data | `{data}` |
+| epochs | {epochs} |
+| wall time | {hours:.2f} h on {device} |
+| test accuracy | **{test_accuracy:.2f} %** ({data} test split) |
+| V1 ({v1_layer}) orientation smoothness | **{smooth:.3f} ± {smooth_sem:.3f}** (shuffled-distance chance {chance:.3f} ± {chance_sem:.3f}, {units} most tuned units; mean ± SEM) |
+| weights | `{weights}` ({dtype}), sha256 `{sha256}` |
+
+Trained with:
+
+```
+{command}
+```
+
+Measured with:
+
+```
+python -m tdsnn.register {run} --tag {tag}{flags}
+```
+
+Smoothness follows TDANN: preferred orientation (argmax of the tuning curve over the 640
+sine gratings at {size} px), units above the 75th percentile of tuning peak-to-peak,
+|Δ preference| against cortical distance up to {max_dist_mm:.1f} mm, (max − first bin) / max.
+± is one standard error: for the smoothness, a bootstrap over the analysed units ({n_boot}
+samples drawn with replacement); for chance, the SEM over its shuffled-distance samples.
+{positions_note}
+"""
+
+
+def _staged(final: Path, stack: ExitStack) -> Path:
+    """A new temporary file beside ``final``, deleted when ``stack`` closes unless moved into place."""
+    with tempfile.NamedTemporaryFile(dir=final.parent, prefix=f".{final.name}.", suffix=".staged", delete=False) as f:
+        staged = Path(f.name)
+    stack.callback(staged.unlink, missing_ok=True)
+    return staged
+
+
+def _inside(folder: Path, filename: str) -> Path:
+    """``folder / filename``, required to stay inside ``folder``."""
+    path = (folder / filename).resolve()
+    if path.parent != folder.resolve():
+        raise ValueError(f"{filename!r} leads outside {folder}")
+    return path
+
+
+def register(run: Path, tag: str, default: bool, half: bool, device: str = "cpu") -> dict[str, Any]:
+    """Register ``run``'s final weights as ``<arch>.<tag>`` (see the module docstring); returns the entry."""
+    check_part(tag, "tag")
+    final = run / "train" / "final.safetensors"
+    if not final.exists():
+        raise CheckpointError(f"{final} not found: the run has not finished its train stage")
+    registry._read_registry.cache_clear()
+    registry_path = registry.REGISTRY_PATH
+    registry.load_registry(registry_path)  # a broken registry fails before any work
+    config, state = read_checkpoint(final)
+    name = check_model_name(f"{config.arch}.{tag}")
+    architecture = registry.architecture(config.arch)
+    v1_layer = architecture.region_layer_map["V1"]
+    weights_dir = registry_path.parent / "weights"
+    weights_path, card_path = _inside(weights_dir, f"{name}.safetensors"), _inside(weights_dir, f"{name}.md")
+    model = build(config)
+    load_state(model, state, str(final))
+    summary = run_summary(run)
+    data = summary["config"]["data"]
+    weights_dir.mkdir(parents=True, exist_ok=True)
+    with ExitStack() as stack:
+        staged_weights, staged_card = _staged(weights_path, stack), _staged(card_path, stack)
+        sha = save_model(model, staged_weights, half=half, clusters=False)  # clusters: training state only
+        stored = build(config)  # score exactly what is stored (float16 weights when --half)
+        load_state(stored, read_checkpoint(staged_weights, sha)[1], str(staged_weights))
+        started = time.monotonic()
+        metrics = evaluate(stored, data, v1_layer, device)
+        print(f"{name}: test accuracy {metrics['test_accuracy']:.2f} %, {v1_layer} orientation smoothness "
+              f"{metrics['v1_orientation_smoothness']:.3f} ± {metrics['v1_orientation_smoothness_sem']:.3f} "
+              f"(chance {metrics['v1_orientation_smoothness_chance']:.3f} ± "
+              f"{metrics['v1_orientation_smoothness_chance_sem']:.3f}) [{time.monotonic() - started:.0f} s]")
+        defaults = architecture.config.to_dict()
+        overrides = {k: v for k, v in config.to_dict().items() if k != "arch" and v != defaults[k]}
+        relative = f"weights/{weights_path.name}"
+        staged_card.write_text(CARD.format(
+            name=name, arch=config.arch, description=f"`{config.arch}` trained on `{data}` with `tdsnn-train`.",
+            kind=f"spiking, T = {config.timesteps}" if config.timesteps else "ANN", options=json.dumps(overrides),
+            data=data, epochs=", ".join(f"{n} ({s})" for s, n in summary["epochs"].items()),
+            hours=summary["train_seconds"] / 3600, device=device, test_accuracy=metrics["test_accuracy"],
+            v1_layer=v1_layer, smooth=metrics["v1_orientation_smoothness"],
+            smooth_sem=metrics["v1_orientation_smoothness_sem"], chance=metrics["v1_orientation_smoothness_chance"],
+            chance_sem=metrics["v1_orientation_smoothness_chance_sem"], units=metrics["v1_units_used"],
+            n_boot=N_BOOT, weights=relative,
+            dtype="float16" if half else "float32", sha256=sha, command=summary["command"] or "(not recorded)",
+            run=run, tag=tag, flags=(" --default" if default else "") + (" --half" if half else ""),
+            size=config.input_size, max_dist_mm=V1_MAX_DIST_MM,
+            positions_note=("Positions are the model's own swap-optimized cortical sheet." if hasattr(stored, "sheets")
+                            else "The model has no sheet; positions are the initial retinotopic sheet a TSResNet18 "
+                                 "of the same size gets (`tdsnn.sheets.model_sheet`).")))
+        entry = {"config": overrides, "data": data, "weights": {"path": relative, "sha256": sha}, "metrics": metrics}
+        if default:
+            entry["default"] = True
+        text = registry_text(registry_path, name, entry, default)
+        os.chmod(staged_card, os.stat(staged_weights).st_mode)  # a temporary file's 0600 -> the usual mode
+        os.replace(staged_weights, weights_path)
+        os.replace(staged_card, card_path)
+        atomic_write(registry_path, lambda tmp: Path(tmp).write_text(text))
+    registry._read_registry.cache_clear()
+    return entry
+
+
+def registry_text(path: Path, name: str, entry: dict[str, Any], default: bool) -> str:
+    """The registry file ``path`` with ``variants[name] = entry`` (and, with ``default``, the
+    other defaults of its architecture cleared), comments kept (ruamel round-trip); checked
+    by ``registry.load_registry``'s parser before it is returned."""
+    yaml_rt = YAML()
+    data = yaml_rt.load(path.read_text())
+    variants = data.get("variants") or {}
+    arch = name.split(".")[0]
+    if default:
+        for other, spec in variants.items():
+            if other.split(".")[0] == arch and other != name:
+                spec.pop("default", None)
+    variants[name] = json.loads(json.dumps(entry))
+    data["variants"] = variants
+    out = io.StringIO()
+    yaml_rt.dump(data, out)
+    registry.parse_registry(out.getvalue(), path)
+    return out.getvalue()
+
+
+def _tag(value: str) -> str:
+    try:
+        return check_part(value, "tag")
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tdsnn.register", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run", type=Path, help="a tdsnn-train output folder")
+    parser.add_argument("--tag", required=True, type=_tag, help="variant tag, e.g. fmnist (lower-case letters, "
+                                                                 "digits, '_' or '-')")
+    parser.add_argument("--default", action="store_true", help="make it what the bare architecture name resolves to")
+    parser.add_argument("--half", action="store_true", help="store float16 weights")
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args(argv)
+    try:
+        register(args.run, args.tag, args.default, args.half, args.device)
+    except (CheckpointError, DataError, OSError, ValueError) as err:
+        print(f"tdsnn.register: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
