@@ -12,6 +12,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the file-only backend)
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 
 from harness.suites import SuiteResult, keys  # noqa: E402
@@ -239,11 +240,13 @@ def fisher_curves(records: list[dict]):
             ax.plot(np.arange(1, len(curve) + 1), curve, "o-", color=f"C{i}", label=f"→ {region}")
         if any((curve > 0).any() for curve in curves.values()):
             ax.set_yscale("log", nonpositive="mask")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("timestep t")
         ax.set_ylabel("I_t (mean squared gradient norm)")
         ax.set_title(f"{name} ({result.details['fisher_images']} images)", fontsize=9)
         ax.legend(fontsize=8)
-    fig.suptitle("Fisher information over time per inter-area connection", fontsize=10)
+    fig.suptitle("Fisher information over time per inter-area connection (log scale: zeros are not drawn)",
+                 fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -260,7 +263,7 @@ def accuracy_timesteps(records: list[dict]):
         steps = [t for t, k in keys.ACCURACY_AT_TIMESTEPS.items() if k in result.metrics]
         ax.plot(steps, [_metric(result, keys.ACCURACY_AT_TIMESTEPS[t]) for t in steps], "o-", color=f"C{i}",
                 label=f"{name} (trained at T = {result.details['native_timesteps']})")
-    ax.set_xscale("log", base=2)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("inference timesteps T")
     ax.set_ylabel("top-1 (%)")
     ax.set_title("Accuracy against inference timesteps", fontsize=10)

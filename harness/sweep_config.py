@@ -182,7 +182,8 @@ class _Reader:
         for i, entry in enumerate(value):
             if not isinstance(entry, dict) or set(entry) != set(flags):
                 raise self.error(f"{where}[{i}]: expected a mapping of exactly {', '.join(flags)}, got {entry!r}")
-            strengths = {k: self.parse(MODEL_FLAGS[flag][1], entry[k], f"{where}[{i}].{k}") for k, flag in flags.items()}
+            strengths = {k: self.parse(MODEL_FLAGS[flag][1], entry[k], f"{where}[{i}].{k}")
+                         for k, flag in flags.items()}
             if strengths in grid:
                 raise self.error(f"{where}[{i}] repeats {strengths}")
             grid.append(strengths)
@@ -193,6 +194,15 @@ class _Reader:
             return kind.parse(value, where)
         except ConfigError as err:
             raise self.error(str(err)) from err
+
+
+def _loss_options(strengths: dict[str, float], flags: dict[str, str]) -> dict[str, Any]:
+    """``strengths`` as model options, e.g. ``{"stc": {"alpha": 1.0, "beta": 1.0}}``."""
+    options: dict[str, Any] = {}
+    for key, value in strengths.items():
+        section, option = MODEL_FLAGS[flags[key]][0]
+        options.setdefault(section, {})[option] = value
+    return options
 
 
 def load_sweep(path: Path, runs: Optional[Path] = None, overrides: Optional[dict[str, Any]] = None) -> Sweep:
@@ -211,7 +221,7 @@ def load_sweep(path: Path, runs: Optional[Path] = None, overrides: Optional[dict
     families = top["families"]
     if not isinstance(families, dict) or not families:
         raise reader.error(f"families must be a non-empty mapping of architectures, got {families!r}")
-    specs, flags = {}, {}
+    specs, flags, seeds = {}, {}, {}
     for arch, spec in families.items():
         check_part(arch, "family (architecture) name")
         try:
@@ -220,10 +230,10 @@ def load_sweep(path: Path, runs: Optional[Path] = None, overrides: Optional[dict
             raise reader.error(f"families: {err}") from None
         specs[arch] = reader.mapping(spec if spec is not None else {}, f"families.{arch}", FAMILY_KEYS)
         flags[arch] = strength_flags(config)
+        seeds[arch] = reader.seeds(specs[arch].get("seeds", [0]), f"families.{arch}.seeds")
     points: list[Point] = []
     for arch in sorted(specs, key=lambda a: bool(flags[a])):  # non-topographic first, else file order
         spec, where = specs[arch], f"families.{arch}"
-        seeds = reader.seeds(spec.get("seeds", [0]), f"{where}.seeds")
         if flags[arch]:
             grid = reader.strengths(spec.get("strengths"), f"{where}.strengths", flags[arch])
         elif "strengths" in spec or "aux" in spec:
@@ -234,24 +244,20 @@ def load_sweep(path: Path, runs: Optional[Path] = None, overrides: Optional[dict
         if not isinstance(family_options, dict):
             raise reader.error(f"{where}.model_options must be a mapping, got {family_options!r}")
         aux = spec.get("aux")
-        if aux is not None and (aux not in specs or flags.get(aux) or
-                                not set(seeds) <= set(reader.seeds(specs[aux].get("seeds", [0]), f"families.{aux}.seeds"))):
+        if aux is not None and (aux not in specs or flags[aux] or not set(seeds[arch]) <= set(seeds[aux])):
             raise reader.error(f"{where}.aux {aux!r} must be a non-topographic family of this sweep with every seed "
-                               f"of {arch} ({seeds})")
+                               f"of {arch} ({seeds[arch]})")
         for strengths in grid:
-            for seed in seeds:
+            for seed in seeds[arch]:
                 tag = point_tag(name, strengths, seed)
-                loss = {}
-                for key, value in strengths.items():
-                    section, option = MODEL_FLAGS[flags[arch][key]][0]
-                    loss.setdefault(section, {})[option] = value
-                options = merged(base.model_options, family_options, loss)
-                cfg = dataclasses.replace(base, model=arch, seed=seed, out=str(runs / f"{arch}.{tag}"),
-                                          model_options=options)
+                options = merged(base.model_options, family_options, _loss_options(strengths, flags[arch]))
                 try:
-                    model_config(arch, {"input_size": cfg.input_size, **options})
+                    model_config(arch, {"input_size": base.input_size, **options})
                 except ConfigError as err:
                     raise reader.error(f"{where}: {err}") from err
-                points.append(Point(arch, strengths, seed, tag, cfg, f"{aux}.{point_tag(name, {}, seed)}" if aux else None))
+                cfg = dataclasses.replace(base, model=arch, seed=seed, out=str(runs / f"{arch}.{tag}"),
+                                          model_options=options)
+                aux_name = f"{aux}.{point_tag(name, {}, seed)}" if aux else None
+                points.append(Point(arch, strengths, seed, tag, cfg, aux_name))
     matched = reader.parse(SMOOTHNESS, top.get("matched_smoothness"), "matched_smoothness")
     return Sweep(name, description.strip(), path, tuple(points), {a: tuple(flags[a]) for a in specs}, matched)

@@ -1,4 +1,4 @@
-"""Spatio-Temporal Constraints (STC) loss (METHOD.md §3, TDSNN Eqs. 3-7).
+"""Spatio-Temporal Constraints (STC) loss (docs/method.md §3, TDSNN Eqs. 3-7).
 
 For one cluster of Q units with positions p (mm) and spikes s_i^b(t) in {0, 1}:
 

@@ -1,4 +1,4 @@
-"""Analysis stimuli (METHOD.md §5): full-field sine gratings on TDANN's grid, and
+"""Analysis stimuli (docs/method.md §5): full-field sine gratings on TDANN's grid, and
 fLoc-style category images read from folders.
 
 Gratings: 8 orientations x 8 spatial frequencies x 5 phases x 2 colour conditions = 640

@@ -232,29 +232,25 @@ FAST = ["--suites", "temporal", "--entropy-timesteps", "4", "--fisher-images", "
         "--no-progress"]
 
 
-def test_temporal_suite_measures_fisher_and_accuracy_against_t(use_registry, tmp_path, capsys):
+def test_temporal_suite_measures_fisher_and_accuracy_against_t(use_registry, tmp_path):
     out = tmp_path / "out"
-    args = ["--model", "tscornet.tiny", "--compare", "resnet18.tiny", "--out", str(out), *FAST]
-    assert score.main(args) == 0
+    assert score.main(["--model", "tscornet.tiny", "--compare", "resnet18.tiny", "--out", str(out), *FAST]) == 0
     results = json.loads((out / "results.json").read_text())
     assert results["options"]["fisher_images"] == 3 and results["options"]["timestep_images"] == 4
-    models = {m["name"]: m["suites"]["temporal"] for m in results["models"]}
-    for name, timesteps in (("tscornet.tiny", RECURRENT_TIMESTEPS),):
-        temporal = models[name]
-        curves = np.array(list(temporal["details"]["fisher_by_step"].values()), dtype=float).T  # [T, regions]
-        assert curves.shape == (4, 4) and list(temporal["details"]["fisher_by_step"]) == ["V1", "V2", "V4", "IT"]
-        assert np.isfinite(curves).all() and (curves >= 0).all() and curves.sum() > 0
-        assert [temporal["metrics"][f"fisher_{r}"] for r in ("V1", "V2", "V4", "IT")] == pytest.approx(curves[-1])
-        assert temporal["details"]["fisher_images"] == 3 and temporal["details"]["timestep_images"] == 4
-        accuracy = {t: temporal["metrics"][f"accuracy_T{t}"] for t in timesteps}
-        assert all(0 <= a <= 100 for a in accuracy.values()), name
-        assert temporal["details"]["accuracy_timesteps"] == list(timesteps)
-    assert models["resnet18.tiny"]["metrics"] == {}  # an ANN: nothing over time
+    temporal, ann = (m["suites"]["temporal"] for m in results["models"])
+    by_step = temporal["details"]["fisher_by_step"]
+    curves = np.array(list(by_step.values()), dtype=float).T  # [T, regions]
+    assert curves.shape == (4, 4) and list(by_step) == list(REGIONS)
+    assert np.isfinite(curves).all() and (curves >= 0).all() and curves.sum() > 0
+    assert [temporal["metrics"][f"fisher_{r}"] for r in REGIONS] == pytest.approx(curves[-1])
+    assert temporal["details"]["fisher_images"] == 3 and temporal["details"]["timestep_images"] == 4
+    assert temporal["details"]["accuracy_timesteps"] == list(RECURRENT_TIMESTEPS)
+    assert all(0 <= temporal["metrics"][f"accuracy_T{t}"] <= 100 for t in RECURRENT_TIMESTEPS)
+    assert ann["metrics"] == {}  # an ANN: nothing over time
     page = (out / "report.html").read_text()
     for figure in ("fisher.png", "accuracy_timesteps.png"):
         assert (out / "figures" / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert f'src="figures/{figure}"' in page
-
 
 def test_figures_draw_every_model_in_one_accuracy_plot_and_one_fisher_panel_each():
     records = []
@@ -301,5 +297,5 @@ def test_temporal_suite_marks_fisher_and_accuracy_unavailable_without_test_data(
     assert score.main(["--model", "scornet.tiny", "--compare", "", "--out", str(out), *FAST]) == 0
     temporal = json.loads((out / "results.json").read_text())["models"][0]["suites"]["temporal"]
     assert 0 <= temporal["metrics"]["spike_entropy"] <= 1  # still measured on the gratings
-    assert set(temporal["unavailable"]) == {*(f"fisher_{r}" for r in ("V1", "V2", "V4", "IT")),
+    assert set(temporal["unavailable"]) == {*(f"fisher_{r}" for r in REGIONS),
                                             *(f"accuracy_T{t}" for t in RECURRENT_TIMESTEPS)}

@@ -6,14 +6,16 @@ import math
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from harness import report
 from harness.score import load_subject
 from harness.suites import Options, keys, topography
+from tdsnn import registration
 from tdsnn.analysis import (bootstrap_se, category_bootstrap, category_smoothness, correlation_summary,
-                            map_smoothness, mean_category_smoothness, most_tuned, sem, smoothness_summary,
-                            tuning_curves)
-from tdsnn.stimuli import grating_metadata
+                            map_smoothness, mean_category_smoothness, most_tuned, selectivity_maps, sem,
+                            smoothness_summary, tuning_curves)
+from tdsnn.stimuli import grating_metadata, sine_gratings
 
 META = grating_metadata()
 FAST = dict(n_samples=4, sample_size=400, n_boot=12)
@@ -98,7 +100,6 @@ def test_category_bootstrap_redraws_images_and_units():
     assert order == names and boot.shape == (8, 3)
     again = category_bootstrap(responses, labels, names, pos, n_boot=8, sample_size=200)[1]
     np.testing.assert_array_equal(boot, again)
-    from tdsnn.analysis import selectivity_maps
     maps = selectivity_maps(responses, labels, names)
     per_map = [category_smoothness(maps[n], pos, n_samples=3, sample_size=200, n_boot=0) for n in names]
     summary = mean_category_smoothness(per_map, boot)
@@ -149,9 +150,17 @@ def test_preferences_and_smoothness_do_not_depend_on_stimulus_or_unit_order():
             assert out[key] == ref[key], key
 
 
-# --- the suite and the table --------------------------------------------------------------
+# --- the suite, the table and the model card ----------------------------------------------
+
+def one_phase(size: int):
+    """128 of the 640 gratings (phase 0): every orientation, SF and colour, a fifth of the work."""
+    images, meta = sine_gratings(size)
+    keep = (meta["phase"] == 0).to_numpy()
+    return images[keep], meta[keep].reset_index(drop=True)
+
 
 def test_topography_suite_records_spreads_and_the_table_shows_them(use_registry, monkeypatch):
+    monkeypatch.setattr(topography, "sine_gratings", one_phase)
     small = dict(n_samples=3, sample_size=150, n_boot=4)  # the real analyses, on fewer and smaller samples
     monkeypatch.setattr(topography, "map_smoothness", functools.partial(topography.map_smoothness, **small))
     monkeypatch.setattr(topography, "correlation_summary", functools.partial(topography.correlation_summary, **small))
@@ -159,7 +168,7 @@ def test_topography_suite_records_spreads_and_the_table_shows_them(use_registry,
                         functools.partial(topography.category_smoothness, n_samples=3, sample_size=150))
     monkeypatch.setattr(topography, "category_bootstrap",
                         functools.partial(topography.category_bootstrap, n_boot=4, sample_size=150))
-    result = topography.run(load_subject("resnet18.tiny", None, torch.device("cpu")),
+    result = topography.run(load_subject("tsresnet18.tiny", None, torch.device("cpu")),
                             Options(category_images=6, progress=False))
     smoothness_keys = [*keys.V1_SMOOTHNESS.values(), *keys.V1_SMOOTHNESS_CHANCE.values(),
                        keys.IT_CATEGORY_SMOOTHNESS, keys.IT_CATEGORY_SMOOTHNESS_CHANCE]
@@ -171,11 +180,23 @@ def test_topography_suite_records_spreads_and_the_table_shows_them(use_registry,
     assert len(result.arrays[keys.V1_CORRELATION_CURVE_SEM]) == len(result.arrays[keys.V1_CORRELATION_CURVE])
     assert result.details["spread"] == topography.SPREAD
 
-    results = {"suites": ["topography"], "models": [{"name": "resnet18.tiny", "arch": "resnet18",
-                                                     "data": "synthetic", "timesteps": None,
+    results = {"suites": ["topography"], "models": [{"name": "tsresnet18.tiny", "arch": "tsresnet18",
+                                                     "data": "synthetic", "timesteps": 4,
                                                      "suites": {"topography": result}}]}
     titles, rows, _ = report.table_rows(results)
     table = report._markdown(titles, rows)
     smooth = result.cell(keys.V1_SMOOTHNESS["orientation"])
     assert f"{smooth.value:.3f} ± {smooth.sem:.3f}" in table
     assert report.spread_notes(results) == [topography.SPREAD]
+
+
+def test_registration_records_the_spread_in_the_registry_and_the_card(tiny_run, registry_copy, monkeypatch):
+    monkeypatch.setattr(registration, "sine_gratings", one_phase)
+    assert registration.main([str(tiny_run), "--tag", "synth"]) == 0
+    metrics = yaml.safe_load(registry_copy.read_text())["variants"]["resnet18.synth"]["metrics"]
+    for key in ("v1_orientation_smoothness", "v1_orientation_smoothness_chance"):
+        assert metrics[f"{key}_sem"] >= 0
+    card = (registry_copy.parent / "weights" / "resnet18.synth.md").read_text()
+    assert (f"**{metrics['v1_orientation_smoothness']:.3f} ± {metrics['v1_orientation_smoothness_sem']:.3f}**"
+            in card)
+    assert f"chance {metrics['v1_orientation_smoothness_chance']:.3f} ± " in card and "mean ± SEM" in card

@@ -289,29 +289,28 @@ def _nanmean(values, axis: Optional[int] = None) -> np.ndarray:
         return np.nansum(x, axis=axis) / np.sum(~np.isnan(x), axis=axis)
 
 
-def _nanstd(values, axis: int) -> np.ndarray:
-    """Sample standard deviation (ddof 1) over ``axis``, NaN ignored; NaN where fewer than two values."""
+def _nanstd(values, axis: int):
+    """Sample standard deviation (ddof 1) over ``axis``, NaN ignored; NaN where fewer than
+    two values. A float for 1-D ``values``."""
     x = np.asarray(values, dtype=np.float64)
     n = np.sum(~np.isnan(x), axis=axis)
     with np.errstate(invalid="ignore", divide="ignore"):
         var = np.nansum((x - np.expand_dims(_nanmean(x, axis), axis)) ** 2, axis=axis) / (n - 1)
-    return np.where(n > 1, np.sqrt(var), np.nan)
+    out = np.where(n > 1, np.sqrt(var), np.nan)
+    return float(out) if out.ndim == 0 else out
 
 
 def sem(values, axis: int = 0):
     """Standard error of the mean over ``axis`` (NaN ignored): sample std (ddof 1) / sqrt(n);
     0 for identical values, NaN where fewer than two. A float for 1-D ``values``."""
     n = np.sum(~np.isnan(np.asarray(values, dtype=np.float64)), axis=axis)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out = _nanstd(values, axis) / np.sqrt(n)
-    return float(out) if np.ndim(out) == 0 else out
+    return _nanstd(values, axis) / np.sqrt(np.maximum(n, 1))
 
 
 def bootstrap_se(replicates, axis: int = 0):
     """Bootstrap standard error: the sample std (ddof 1) of a statistic over its bootstrap
     replicates along ``axis``, NaN ignored; NaN where fewer than two. A float for 1-D input."""
-    out = _nanstd(replicates, axis)
-    return float(out) if np.ndim(out) == 0 else out
+    return _nanstd(replicates, axis)
 
 
 def smoothness_summary(values, positions, circular_period: Optional[float] = None, n_samples: int = 20,

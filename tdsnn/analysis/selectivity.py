@@ -20,7 +20,8 @@ from typing import Mapping, Optional, Sequence, Union
 
 import numpy as np
 
-from .maps import N_BOOT, _nanmean, _numpy, bootstrap_se, sem, smoothness, smoothness_curve, smoothness_summary, smoothness_values
+from .maps import (N_BOOT, _nanmean, _numpy, bootstrap_se, sem, smoothness, smoothness_curve, smoothness_summary,
+                   smoothness_values)
 
 #: Distance range (mm) of the category-smoothness curve: TDANN's IT/VTC ``distance_cutoff``
 #: (notebooks F03-F05; bins ``linspace(0, 60, 10)``, i.e. 9 bins of 6.7 mm, as here). It
