@@ -283,7 +283,7 @@ def smoothness(curve) -> float:
 
 
 def _nanmean(values, axis: Optional[int] = None) -> np.ndarray:
-    """Mean over ``axis`` (all values by default), NaN ignored; NaN, without a warning, where none is finite."""
+    """Mean over ``axis`` (all values by default), NaN ignored; NaN, without a warning, where all are NaN."""
     x = np.asarray(values, dtype=np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.nansum(x, axis=axis) / np.sum(~np.isnan(x), axis=axis)
