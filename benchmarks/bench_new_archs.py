@@ -27,11 +27,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
 import subprocess
 import sys
-import time
+
+from bench_train_step import report_step_time
 
 #: Models in the order they run in a round; ``scornet_ann`` is SCornet run as a one-step ANN.
 MODELS = ("scornet_ann", "scornet", "tscornet", "spikformer", "tspikformer")
@@ -85,15 +85,7 @@ def worker(args: argparse.Namespace) -> None:
         loss().backward()
         optimizer.step()
 
-    for _ in range(args.warmup):
-        step()
-    times = []
-    for _ in range(args.steps):
-        t = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t)
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"step_s": min(times), "peak_rss_mb": peak_mb}))
+    report_step_time(step, args.warmup, args.steps)
 
 
 FORWARDED = ("width", "cornet_size", "spikformer_size", "batch", "clusters", "sheet_clusters", "steps", "warmup")

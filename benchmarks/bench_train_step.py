@@ -35,6 +35,20 @@ def sgemm_gflops(n: int = 1024, repeats: int = 10) -> float:
     return 2 * n ** 3 / best / 1e9
 
 
+def report_step_time(step, warmup: int, steps: int) -> None:
+    """Run ``step()`` ``warmup`` times, then time ``steps`` calls; print the fastest (s)
+    and the process's peak RSS (MB) as one JSON line, read by ``run_worker``."""
+    for _ in range(warmup):
+        step()
+    times = []
+    for _ in range(steps):
+        t = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t)
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"step_s": min(times), "peak_rss_mb": peak_mb}))
+
+
 def worker(args: argparse.Namespace) -> None:
     import torch
     import tdsnn
@@ -59,15 +73,7 @@ def worker(args: argparse.Namespace) -> None:
         loss.backward()
         optimizer.step()
 
-    for _ in range(args.warmup):
-        step()
-    times = []
-    for _ in range(args.steps):
-        t = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t)
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"step_s": min(times), "peak_rss_mb": peak_mb}))
+    report_step_time(step, args.warmup, args.steps)
 
 
 def run_worker(model: str, args: argparse.Namespace) -> dict:
