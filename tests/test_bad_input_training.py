@@ -350,12 +350,21 @@ def test_unreadable_image_in_a_folder_names_the_file(tmp_path, capsys, kind):
 # ----------------------------------------------------------------------------- runtime
 
 def test_session_leaves_the_process_group_however_the_run_ends(monkeypatch):
-    calls = []
+    calls, group = [], {"up": False}
+
+    def init(backend):
+        calls.append(("init", backend))
+        group["up"] = True
+
+    def destroy():
+        calls.append("destroy")
+        group["up"] = False
+
     monkeypatch.setenv("WORLD_SIZE", "2")
-    monkeypatch.setattr(dist, "init_process_group", lambda backend: calls.append(("init", backend)))
+    monkeypatch.setattr(dist, "init_process_group", init)
     monkeypatch.setattr(dist, "get_rank", lambda: 1)
-    monkeypatch.setattr(dist, "is_initialized", lambda: True)
-    monkeypatch.setattr(dist, "destroy_process_group", lambda: calls.append("destroy"))
+    monkeypatch.setattr(dist, "is_initialized", lambda: group["up"])
+    monkeypatch.setattr(dist, "destroy_process_group", destroy)
 
     def stage_that_returns_early():
         with runtime.session("cpu") as rt:
