@@ -21,6 +21,7 @@ import pandas as pd
 
 from tdsnn.analysis.robustness import PERTURBATION_LABELS
 from tdsnn.checkpoint import atomic_write
+from tdsnn.models import TWINS
 from tdsnn.regions import REGIONS
 
 from . import figures, paper_values, tradeoff_figure
@@ -40,8 +41,9 @@ COLUMNS = (
     *(("robustness", keys.ROBUST_ACCURACY[p], f"{label} (%)") for p, label in PERTURBATION_LABELS.items()),
     ("temporal", keys.SPIKE_ENTROPY, "spike entropy (bits)"),
 )
-#: Topographic architecture -> its non-topographic baseline.
-BASELINES = {"tsresnet18": "sresnet18", "toponet_resnet18": "resnet18"}
+#: Topographic architecture -> its non-topographic baseline: the spiking twins of
+#: ``tdsnn.models.TWINS`` and, for TopoNet, the ANN ResNet-18.
+BASELINES = {**TWINS, "toponet_resnet18": "resnet18"}
 UNAVAILABLE = "unavailable"
 NOT_APPLICABLE = "–"
 

@@ -1,6 +1,7 @@
 """Register a trained model: weights file, model card and registry entry.
 
     python -m tdsnn.register runs/tsresnet18-fmnist --tag fmnist [--default] [--half]
+    python -m tdsnn.register --remeasure tsresnet18.fmnist
 
 Reads ``RUN/train/final.safetensors`` (and the run's ``config.yaml``, ``command.txt`` and
 metrics), stores the weights (float16 with ``--half``; without the STC clusters, which
@@ -82,6 +83,14 @@ def evaluate(model, data: str, v1_layer: str, device: str = "cpu") -> dict[str, 
             "v1_units_used": int(smooth["mask"].sum())}
 
 
+def summary_line(name: str, v1_layer: str, metrics: dict[str, Any]) -> str:
+    """One line of ``evaluate``'s metrics for the terminal."""
+    return (f"{name}: test accuracy {metrics['test_accuracy']:.2f} %, {v1_layer} orientation smoothness "
+            f"{metrics['v1_orientation_smoothness']:.3f} ± {metrics['v1_orientation_smoothness_sem']:.3f} "
+            f"(chance {metrics['v1_orientation_smoothness_chance']:.3f} ± "
+            f"{metrics['v1_orientation_smoothness_chance_sem']:.3f})")
+
+
 CARD = """# {name}
 
 {description}
@@ -93,8 +102,7 @@ CARD = """# {name}
 | training data | `{data}` |
 | epochs | {epochs} |
 | wall time | {hours:.2f} h on {device} |
-| test accuracy | **{test_accuracy:.2f} %** ({data} test split) |
-| V1 ({v1_layer}) orientation smoothness | **{smooth:.3f} ± {smooth_sem:.3f}** (shuffled-distance chance {chance:.3f} ± {chance_sem:.3f}, {units} most tuned units; mean ± SEM) |
+{metric_rows}
 | weights | `{weights}` ({dtype}), sha256 `{sha256}` |
 
 Trained with:
@@ -103,18 +111,39 @@ Trained with:
 {command}
 ```
 
-Measured with:
+{measurement}"""
+
+#: Row labels of the measured metrics in a card (``remeasure`` replaces these rows).
+METRIC_ROW_LABELS = ("| test accuracy |", "| V1 (")
+MEASURED_WITH = "Measured with:"
+
+
+def _metric_rows(metrics: dict[str, Any], data: str, v1_layer: str) -> str:
+    """The card's table rows of ``evaluate``'s metrics."""
+    return (f"| test accuracy | **{metrics['test_accuracy']:.2f} %** ({data} test split) |\n"
+            f"| V1 ({v1_layer}) orientation smoothness | **{metrics['v1_orientation_smoothness']:.3f} ± "
+            f"{metrics['v1_orientation_smoothness_sem']:.3f}** (shuffled-distance chance "
+            f"{metrics['v1_orientation_smoothness_chance']:.3f} ± {metrics['v1_orientation_smoothness_chance_sem']:.3f}"
+            f", {metrics['v1_units_used']} most tuned units; mean ± SEM) |")
+
+
+def _measurement(command: str, size: int, has_sheet: bool) -> str:
+    """The card's closing section: how the metrics were measured."""
+    positions = ("Positions are the model's own swap-optimized cortical sheet." if has_sheet
+                 else "The model has no sheet; positions are the initial retinotopic sheet its topographic twin of the "
+                      "same block sizes gets (`tdsnn.sheets.model_sheet`).")
+    return f"""{MEASURED_WITH}
 
 ```
-python -m tdsnn.register {run} --tag {tag}{flags}
+{command}
 ```
 
 Smoothness follows TDANN: preferred orientation (argmax of the tuning curve over the 640
 sine gratings at {size} px), units above the 75th percentile of tuning peak-to-peak,
-|Δ preference| against cortical distance up to {max_dist_mm:.1f} mm, (max − first bin) / max.
-± is one standard error: for the smoothness, a bootstrap over the analysed units ({n_boot}
+|Δ preference| against cortical distance up to {V1_MAX_DIST_MM:.1f} mm, (max − first bin) / max.
+± is one standard error: for the smoothness, a bootstrap over the analysed units ({N_BOOT}
 samples drawn with replacement); for chance, the SEM over its shuffled-distance samples.
-{positions_note}
+{positions}
 """
 
 
@@ -161,28 +190,20 @@ def register(run: Path, tag: str, default: bool, half: bool, device: str = "cpu"
         load_state(stored, read_checkpoint(staged_weights, sha)[1], str(staged_weights))
         started = time.monotonic()
         metrics = evaluate(stored, data, v1_layer, device)
-        print(f"{name}: test accuracy {metrics['test_accuracy']:.2f} %, {v1_layer} orientation smoothness "
-              f"{metrics['v1_orientation_smoothness']:.3f} ± {metrics['v1_orientation_smoothness_sem']:.3f} "
-              f"(chance {metrics['v1_orientation_smoothness_chance']:.3f} ± "
-              f"{metrics['v1_orientation_smoothness_chance_sem']:.3f}) [{time.monotonic() - started:.0f} s]")
+        print(f"{summary_line(name, v1_layer, metrics)} [{time.monotonic() - started:.0f} s]")
         defaults = architecture.config.to_dict()
         overrides = {k: v for k, v in config.to_dict().items() if k != "arch" and v != defaults[k]}
         relative = f"weights/{weights_path.name}"
+        measured_with = f"python -m tdsnn.register {run} --tag {tag}" + (" --default" if default else "") \
+            + (" --half" if half else "")
         staged_card.write_text(CARD.format(
             name=name, arch=config.arch, description=f"`{config.arch}` trained on `{data}` with `tdsnn-train`.",
             kind=f"spiking, T = {config.timesteps}" if config.timesteps else "ANN", options=json.dumps(overrides),
             data=data, epochs=", ".join(f"{n} ({s})" for s, n in summary["epochs"].items()),
-            hours=summary["train_seconds"] / 3600, device=device, test_accuracy=metrics["test_accuracy"],
-            v1_layer=v1_layer, smooth=metrics["v1_orientation_smoothness"],
-            smooth_sem=metrics["v1_orientation_smoothness_sem"], chance=metrics["v1_orientation_smoothness_chance"],
-            chance_sem=metrics["v1_orientation_smoothness_chance_sem"], units=metrics["v1_units_used"],
-            n_boot=N_BOOT, weights=relative,
-            dtype="float16" if half else "float32", sha256=sha, command=summary["command"] or "(not recorded)",
-            run=run, tag=tag, flags=(" --default" if default else "") + (" --half" if half else ""),
-            size=config.input_size, max_dist_mm=V1_MAX_DIST_MM,
-            positions_note=("Positions are the model's own swap-optimized cortical sheet." if hasattr(stored, "sheets")
-                            else "The model has no sheet; positions are the initial retinotopic sheet a TSResNet18 "
-                                 "of the same size gets (`tdsnn.sheets.model_sheet`).")))
+            hours=summary["train_seconds"] / 3600, device=device, metric_rows=_metric_rows(metrics, data, v1_layer),
+            weights=relative, dtype="float16" if half else "float32", sha256=sha,
+            command=summary["command"] or "(not recorded)",
+            measurement=_measurement(measured_with, config.input_size, hasattr(stored, "sheets"))))
         entry = {"config": overrides, "data": data, "weights": {"path": relative, "sha256": sha}, "metrics": metrics}
         if default:
             entry["default"] = True
@@ -195,11 +216,45 @@ def register(run: Path, tag: str, default: bool, half: bool, device: str = "cpu"
     return entry
 
 
+def remeasure(name: str, device: str = "cpu") -> dict[str, Any]:
+    """Measure the registered variant ``name`` again with the current analyses (``evaluate``
+    on its registered, sha256-checked weights) and replace its metrics in the registry and
+    in its card's metric rows and measurement section; returns the new metrics. For
+    variants registered before an analysis changed. Card and registry are each replaced
+    atomically, only after the measurement succeeded."""
+    registry._read_registry.cache_clear()
+    registry_path = registry.REGISTRY_PATH
+    entry = registry.resolve(check_model_name(name))
+    if entry.weights is None or entry.weights.path is None or entry.data is None:
+        raise ValueError(f"{name} has no local weights and data tag to measure (only `tdsnn.register`ed variants do)")
+    card_path = _inside(registry_path.parent / "weights", f"{name}.md")
+    card = card_path.read_text() if card_path.exists() else ""
+    if MEASURED_WITH not in card or not all(label in card for label in METRIC_ROW_LABELS):
+        raise ValueError(f"{card_path} is missing or not a tdsnn model card (no metric rows or {MEASURED_WITH!r})")
+    model = registry.create_model(name, pretrained=True)
+    v1_layer = entry.region_layer_map["V1"]
+    metrics = evaluate(model, entry.data, v1_layer, device)
+    lines = card[:card.index(MEASURED_WITH)].splitlines()
+    first = next(i for i, line in enumerate(lines) if line.startswith(METRIC_ROW_LABELS))
+    kept = [line for line in lines if not line.startswith(METRIC_ROW_LABELS)]
+    kept.insert(first, _metric_rows(metrics, entry.data, v1_layer))
+    command = f"python -m tdsnn.register --remeasure {name}"
+    new_card = "\n".join(kept) + "\n" + _measurement(command, entry.config.input_size, hasattr(model, "sheets"))
+    variant = yaml.safe_load(registry_path.read_text())["variants"][name]
+    variant["metrics"] = metrics
+    text = registry_text(registry_path, name, variant, bool(variant.get("default")))
+    atomic_write(card_path, lambda tmp: Path(tmp).write_text(new_card))
+    atomic_write(registry_path, lambda tmp: Path(tmp).write_text(text))
+    registry._read_registry.cache_clear()
+    return metrics
+
+
 def registry_text(path: Path, name: str, entry: dict[str, Any], default: bool) -> str:
     """The registry file ``path`` with ``variants[name] = entry`` (and, with ``default``, the
     other defaults of its architecture cleared), comments kept (ruamel round-trip); checked
     by ``registry.load_registry``'s parser before it is returned."""
     yaml_rt = YAML()
+    yaml_rt.width = 4096  # keep each flow mapping on its line
     data = yaml_rt.load(path.read_text())
     variants = data.get("variants") or {}
     arch = name.split(".")[0]
@@ -225,15 +280,27 @@ def _tag(value: str) -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tdsnn.register", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("run", type=Path, help="a tdsnn-train output folder")
-    parser.add_argument("--tag", required=True, type=_tag, help="variant tag, e.g. fmnist (lower-case letters, "
-                                                                 "digits, '_' or '-')")
+    parser.add_argument("run", type=Path, nargs="?", help="a tdsnn-train output folder")
+    parser.add_argument("--tag", type=_tag, help="variant tag, e.g. fmnist (lower-case letters, digits, '_' or '-')")
+    parser.add_argument("--remeasure", metavar="NAME", help="instead of registering a run, measure the registered "
+                                                           "variant NAME again and update its metrics and card")
     parser.add_argument("--default", action="store_true", help="make it what the bare architecture name resolves to")
     parser.add_argument("--half", action="store_true", help="store float16 weights")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)
+    if args.remeasure is not None and (args.run is not None or args.tag or args.default or args.half):
+        parser.error("--remeasure NAME takes no run folder, --tag, --default or --half")
+    if args.remeasure is None and (args.run is None or args.tag is None):
+        parser.error("give a run folder and --tag (or --remeasure NAME)")
     try:
-        register(args.run, args.tag, args.default, args.half, args.device)
+        if args.remeasure is not None:
+            metrics = remeasure(args.remeasure, args.device)
+            print(summary_line(args.remeasure, registry.resolve(args.remeasure).region_layer_map["V1"], metrics))
+        else:
+            register(args.run, args.tag, args.default, args.half, args.device)
+    except registry.UnknownModelError as err:
+        print(f"tdsnn.register: {err.args[0]}", file=sys.stderr)
+        return 2
     except (CheckpointError, DataError, OSError, ValueError) as err:
         print(f"tdsnn.register: {err}", file=sys.stderr)
         return 2

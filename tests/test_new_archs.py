@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from harness import figures, score
+from harness import figures, report, score
 from harness.suites import Options, SuiteResult, keys, temporal
 from tdsnn import registry
 from tdsnn.analysis.fisher import connection_weights, fisher_over_time
@@ -299,3 +299,22 @@ def test_temporal_suite_marks_fisher_and_accuracy_unavailable_without_test_data(
     assert 0 <= temporal["metrics"]["spike_entropy"] <= 1  # still measured on the gratings
     assert set(temporal["unavailable"]) == {*(f"fisher_{r}" for r in REGIONS),
                                             *(f"accuracy_T{t}" for t in RECURRENT_TIMESTEPS)}
+
+
+# ----------------------------------------------------------------------------- report baselines
+
+@pytest.mark.parametrize("arch", [*TWINS, "toponet_resnet18"])
+def test_every_topographic_model_gets_an_accuracy_drop_against_its_twin(arch):
+    baseline = report.BASELINES[arch]
+    assert baseline == TWINS.get(arch, "resnet18")
+
+    def record(name, accuracy, sem):
+        result = SuiteResult("accuracy", metrics={keys.ACCURACY: accuracy}, sem={keys.ACCURACY: sem})
+        return {"name": f"{name}.demo", "arch": name, "data": "fmnist", "timesteps": 4,
+                "suites": {"accuracy": result}}
+
+    results = {"suites": ["accuracy"], "models": [record(arch, 80.0, 0.3), record(baseline, 82.5, 0.4)]}
+    titles, rows, _ = report.table_rows(results)
+    drop = rows[0]["Δ accuracy vs baseline (pts)"]
+    assert drop.value == pytest.approx(-2.5) and drop.sem == pytest.approx(0.5)
+    assert rows[1]["Δ accuracy vs baseline (pts)"].value is None  # the twin itself has no baseline

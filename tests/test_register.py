@@ -59,3 +59,48 @@ def test_python_m_tdsnn_register_is_the_registration_cli():
     with pytest.raises(SystemExit) as exit_:
         register_main(["--help"])
     assert exit_.value.code == 0
+
+
+def test_remeasure_replaces_the_metrics_of_a_registered_variant(tiny_run, registry_copy, capsys):
+    assert register_main([str(tiny_run), "--tag", "synth", "--half"]) == 0
+    measured = yaml.safe_load(registry_copy.read_text())["variants"]["resnet18.synth"]["metrics"]
+    card_path = registry_copy.parent / "weights" / "resnet18.synth.md"
+    # a variant recorded by an older analysis: other numbers in the registry and the card
+    stale = registry_copy.read_text().replace(f"test_accuracy: {measured['test_accuracy']}", "test_accuracy: 1.5")
+    registry_copy.write_text(stale)
+    card = card_path.read_text()
+    card_path.write_text(card.replace(f"**{measured['test_accuracy']:.2f} %**", "**1.50 %**"))
+    registry._read_registry.cache_clear()
+    assert yaml.safe_load(registry_copy.read_text())["variants"]["resnet18.synth"]["metrics"]["test_accuracy"] == 1.5
+
+    assert register_main(["--remeasure", "resnet18.synth"]) == 0
+    entry = yaml.safe_load(registry_copy.read_text())["variants"]["resnet18.synth"]
+    assert entry["metrics"] == pytest.approx(measured)
+    assert entry["weights"]["path"] == "weights/resnet18.synth.safetensors"
+    new_card = card_path.read_text()
+    assert f"**{measured['test_accuracy']:.2f} %**" in new_card and "**1.50 %**" not in new_card
+    assert new_card.count("| test accuracy |") == 1 and new_card.count("orientation smoothness |") == 1
+    assert "python -m tdsnn.register --remeasure resnet18.synth" in new_card
+    assert "tdsnn-train --model resnet18 --data synthetic:64" in new_card  # the provenance is kept
+    assert "# The single source of truth" in registry_copy.read_text()
+    assert "V4: blocks.2.attn, IT: blocks.3.attn}" in registry_copy.read_text()  # long flow mappings stay on one line
+    assert "resnet18.synth: test accuracy" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--remeasure", "resnet18.nosuch"], "unknown model 'resnet18.nosuch'"),
+    (["--remeasure", "resnet18.in1k"], "has no local weights"),
+    (["--remeasure", "resnet18.fmnist"], "not a tdsnn model card"),  # registry copy without its weights folder
+])
+def test_remeasure_bad_input_exits_2_and_changes_nothing(args, message, registry_copy, capsys):
+    before = registry_copy.read_text()
+    assert register_main(args) == 2
+    assert message in capsys.readouterr().err
+    assert registry_copy.read_text() == before
+
+
+@pytest.mark.parametrize("args", [["--remeasure", "resnet18.fmnist", "--tag", "x"], ["runs/x"], []])
+def test_register_refuses_mixed_or_missing_arguments(args, registry_copy):
+    with pytest.raises(SystemExit) as exit_:
+        register_main(args)
+    assert exit_.value.code == 2

@@ -7,7 +7,6 @@ from typing import Sequence, Union
 import torch
 from torch.utils.data import Dataset
 
-from ..models import SCornet
 from .accuracy import top1_accuracy
 
 #: Inference T of the curve for feed-forward spiking networks (trained at T = 4).
@@ -20,7 +19,7 @@ RECURRENT_TIMESTEPS = (2, 5, 10, 15, 20)
 def inference_timesteps(model: torch.nn.Module) -> tuple[int, ...]:
     """The inference T of ``model``'s accuracy-vs-T curve: ``RECURRENT_TIMESTEPS`` for
     networks with recurrence in time, ``FEEDFORWARD_TIMESTEPS`` for the others."""
-    return RECURRENT_TIMESTEPS if isinstance(model, SCornet) else FEEDFORWARD_TIMESTEPS
+    return RECURRENT_TIMESTEPS if getattr(model, "recurrent_in_time", False) else FEEDFORWARD_TIMESTEPS
 
 
 def accuracy_by_timesteps(model: torch.nn.Module, dataset: Dataset, timesteps: Sequence[int], batch_size: int = 128,

@@ -13,7 +13,8 @@ averaged over T, and exposes:
   ``[1, B, ...]`` per step), for inference;
 - ``avgpool`` (the pooled features ``[T, B, C, 1, 1]``, Brain-Score's behavioural readout)
   and ``fc`` (the classifier);
-- ``timesteps``, ``is_spiking``, ``set_timesteps``, ``block_dims``.
+- ``timesteps``, ``is_spiking``, ``set_timesteps``, ``block_dims``, and
+  ``recurrent_in_time`` (True where an area feeds itself across timesteps).
 """
 from __future__ import annotations
 
@@ -53,6 +54,8 @@ class Backbone(nn.Module):
     """
 
     block_areas: Mapping[str, str]
+    #: True for networks with recurrence in time (their later steps see earlier ones).
+    recurrent_in_time = False
 
     def __init__(self, config: ModelConfig):
         super().__init__()

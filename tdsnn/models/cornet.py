@@ -94,6 +94,7 @@ class SCornet(Backbone):
     """
 
     block_areas = {region: region for region in REGIONS}
+    recurrent_in_time = True
 
     def __init__(self, config: ModelConfig):
         check_spiking(config)

@@ -1,8 +1,11 @@
 """tdsnn-train: the TDSNN training pipeline (docs/method.md §4) as resumable stages.
 
-    tsresnet18         aux (train an SResNet18) -> swap (grating rates -> swapped positions)
+    tsresnet18, tscornet, tspikformer
+                       aux (train the spiking twin: sresnet18, scornet, spikformer)
+                       -> swap (grating rates -> swapped positions)
                        -> train (from scratch, task loss + STC)
-    sresnet18/resnet18 train (task loss)
+    sresnet18, scornet, spikformer, resnet18
+                       train (task loss)
     toponet_resnet18   train (task loss + TopoLoss)
 
 Each stage writes into ``OUT/<stage>/`` and ends with ``stage.json``; a finished stage

@@ -113,7 +113,8 @@ class TrainConfig:
     model_options: dict[str, Any] = option(None, dict, "ModelConfig overrides")
     epochs: int = option(300, int, "epochs of the train stage", **POSITIVE_INT)
     aux_epochs: Optional[int] = option(None, int, "epochs of the auxiliary SNN (default: --epochs)", **POSITIVE_INT)
-    aux_weights: Optional[str] = option(None, str, "a trained sresnet18 checkpoint to use as the auxiliary SNN")
+    aux_weights: Optional[str] = option(None, str, "a trained checkpoint of the spiking twin (sresnet18, scornet, "
+                                                    "spikformer) to use as the auxiliary SNN")
     batch_size: int = option(128, int, "images per optimizer step and process", **POSITIVE_INT)
     lr: float = option(5e-4, float, "AdamW learning rate", **POSITIVE)
     weight_decay: float = option(0.01, float, "AdamW weight decay", **COUNT)
