@@ -29,7 +29,7 @@ def split_time_bin(layer_name: str) -> tuple[str, Optional[int]]:
 
 
 class SpikingActivationsModel(PytorchWrapper):
-    """Activations model for a tdsnn network (``ResNet18`` family).
+    """Activations model for a tdsnn network (any architecture of ``tdsnn.models``).
 
     Args:
         model: a tdsnn model (spiking or ANN).

@@ -14,6 +14,8 @@ import yaml
 from brainscore_core.metadata import contract
 from torch import nn
 
+from tdsnn.models import SCornet, Spikformer
+from tdsnn.models.spikformer import embed_dim
 from tdsnn.registry import ModelEntry
 
 from .commitment import TEMPORAL_SUFFIX, VISUAL_DEGREES
@@ -60,6 +62,18 @@ def _weight_layers(model: nn.Module) -> int:
                for m in model.modules())
 
 
+def _backbone(model: nn.Module) -> tuple[str, str, str]:
+    """Brain-Score architecture family, backbone name and connection pattern of ``model``."""
+    spiking = "spiking_" if model.is_spiking else ""
+    if isinstance(model, Spikformer):
+        name = f"Spikformer-{len(model.blocks)}-{embed_dim(model.config.width)} with spiking self-attention"
+        return f"{spiking}transformer", name, "feed-forward connections"
+    if isinstance(model, SCornet):
+        return (f"{spiking}recurrent_convolutional_neural_network", "CORnet-RT areas V1, V2, V4, IT",
+                "each area feeds itself across timesteps and the next area one timestep later")
+    return f"{spiking}convolutional_neural_network", "ResNet-18", "feed-forward connections"
+
+
 def _loss(model: nn.Module) -> str:
     config = model.config
     terms = ["cross-entropy on the class labels"]
@@ -85,23 +99,24 @@ def _entry(plugin: ExportedPlugin, identifier: str, entry: ModelEntry, model: nn
                   f"[{t0:g} + {step:g} t, {t0:g} + {step:g} (t + 1)) ms")
     else:
         output = ("spike rates (mean over the T timesteps)" if model.is_spiking else "activations") + \
-            " of the committed residual blocks; class logits at 'logits'"
+            " of the committed blocks; class logits at 'logits'"
+    family, backbone, connections = _backbone(model)
     doc: dict = {
         "model": {
             "display_name": f"tdsnn {plugin.name} ({kind})",
             "version": f"weights sha256 {plugin.sha256}",
             "architecture": {
-                "family": "spiking_convolutional_neural_network" if model.is_spiking
-                else "convolutional_neural_network",
-                "description": f"tdsnn {config.arch}: ResNet-18 (width x{config.width:g}, {config.stem} stem"
-                               f"{', blurpool' if config.blurpool else ''}){sheets}; feed-forward connections"
+                "family": family,
+                "description": f"tdsnn {config.arch}: {backbone} (width x{config.width:g}, {config.stem} stem"
+                               f"{', blurpool' if config.blurpool else ''}){sheets}; {connections}"
                                + ("; LIF neurons carry membrane state across the timesteps" if model.is_spiking
-                                  else "") + ". Brain-Score records residual-block outputs.",
+                                  else "") + ". Brain-Score records the outputs of the committed blocks "
+                               f"({', '.join(model.block_names)}).",
             },
             "parameter_count": sum(p.numel() for p in model.parameters()),
             "parameter_count_exact": True,
             "trainable_layers": str(_weight_layers(model)),
-            "recurrent": False,
+            "recurrent": bool(model.recurrent_in_time),
             "input_resolution": {"channels": config.in_channels, "height": pre.size, "width": pre.size},
             "visual_degrees": float(VISUAL_DEGREES),
             "visual_degrees_description": f"{VISUAL_DEGREES} degrees, the tdsnn plugin's commitment for every "

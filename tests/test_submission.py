@@ -39,6 +39,14 @@ CHECKOUT = Path(__file__).resolve().parent.parent
 PINNED = "tdsnn @ git+https://github.com/tdsnn/tdsnn@" + "0" * 40
 REPO, REVISION = "tdsnn-test/demo", hashlib.sha1(b"tdsnn-test-revision").hexdigest()
 SNN, ANN = "sresnet18.fmnist", "resnet18.fmnist"
+#: Every exported demo: the ResNet-18 pair, the recurrent SCornet and the spiking transformer.
+EXPORTS = (SNN, ANN, "scornet.fmnist", "spikformer.fmnist")
+#: Brain-Score architecture family and ``recurrent`` of each export's metadata.
+FAMILIES = {SNN: ("spiking_convolutional_neural_network", False), ANN: ("convolutional_neural_network", False),
+            "scornet.fmnist": ("spiking_recurrent_convolutional_neural_network", True),
+            "spikformer.fmnist": ("spiking_transformer", False)}
+#: What each load records: rate-coded identifiers one window, ``-temporal`` ones two halves of 0-250 ms.
+RATE_BINS, TEMPORAL_BINS = [(70, 170)], [(0, 125), (125, 250)]
 INJECTION = "x'] = 0; __import__('os').system('touch PWN') #"
 
 
@@ -89,10 +97,10 @@ def put_hub_file(cache: Path, repo: str, filename: str, source: Path, revision: 
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory):
-    """An offline hub cache serving the demo weights of SNN and ANN under ``REPO@REVISION``;
+    """An offline hub cache serving the weights of every export under ``REPO@REVISION``;
     returns the environment that points huggingface_hub at it."""
     root = tmp_path_factory.mktemp("hf")
-    for name in (SNN, ANN):
+    for name in EXPORTS:
         put_hub_file(root / "hub", REPO, f"{name}.safetensors", registry.weights_file(registry.resolve(name)))
     return {"HF_HOME": str(root), "HF_HUB_CACHE": str(root / "hub"), "HF_HUB_OFFLINE": "1"}
 
@@ -128,10 +136,10 @@ def export(*args: str) -> tuple[int, str, str]:
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    """Both demo variants exported with ``--weights-hub REPO@REVISION``: {name: (folder, stdout)}."""
+    """Every export's variant exported with ``--weights-hub REPO@REVISION``: {name: (folder, stdout)}."""
     root = tmp_path_factory.mktemp("plugins")
     done = {}
-    for name in (SNN, ANN):
+    for name in EXPORTS:
         status, out, err = export(name, str(root), "--weights-hub", f"{REPO}@{REVISION}", "--requirement", PINNED)
         assert status == 0, err
         folder = Path(out.split("plugin written to ", 1)[1].split("\n", 1)[0])
@@ -149,15 +157,15 @@ try:
     raise SystemExit("the registry was readable: the test would not show the plugin does without it")
 except tdsnn.registry.RegistryError:
     pass
-ids, paths, out = json.loads(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3]
+bins, paths, out = json.loads(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3]
 s = StimulusSet(pd.DataFrame({"stimulus_id": list(paths), "object_name": ["o"] * len(paths)}))
 s.stimulus_paths = paths
 s.identifier = "tdsnn.tests.submission"
 rates = {}
-for identifier in ids:
+for identifier, windows in bins.items():
     model = brainscore_vision.load_model(identifier)
     assert model.identifier == identifier
-    model.start_recording("IT", [(70, 170)])
+    model.start_recording("IT", [tuple(w) for w in windows])
     rates[identifier] = model.look_at(s).values
 np.savez(out, **rates)
 print("TDSNN", tdsnn.__file__)
@@ -166,37 +174,47 @@ print("TDSNN", tdsnn.__file__)
 
 @pytest.fixture(scope="module")
 def wheel_rates(wheel_python, hub, exported, stimuli, tmp_path_factory):
-    """IT rates of both exports loaded through brainscore_vision.load_model in the wheel's
-    venv, from a folder outside the checkout, with no usable tdsnn registry."""
+    """IT rates of every export's identifiers (rate-coded, and ``-temporal`` for spiking models)
+    loaded through brainscore_vision.load_model in the wheel's venv, from a folder outside the
+    checkout, with no usable tdsnn registry: ``{(name, temporal): rates}``."""
     root = tmp_path_factory.mktemp("load")
     site = overlay_site(root, [folder for folder, _ in exported.values()])
-    ids = {name: registered_ids(folder / "__init__.py")[0] for name, (folder, _) in exported.items()}
+    ids = {}
+    for name, (folder, _) in exported.items():
+        rate, temporal = registered_ids(folder / "__init__.py")
+        ids[name, False] = rate
+        if name != ANN:
+            ids[name, True] = temporal
+    bins = {identifier: TEMPORAL_BINS if temporal else RATE_BINS for (_, temporal), identifier in ids.items()}
     env = {**os.environ, **hub, "PYTHONPATH": str(site), "PYTHONSAFEPATH": "1",
            "TDSNN_REGISTRY": str(root / "no-registry.yaml")}
-    done = subprocess.run([wheel_python, "-c", LOAD, json.dumps(list(ids.values())), json.dumps(stimuli),
+    done = subprocess.run([wheel_python, "-c", LOAD, json.dumps(bins), json.dumps(stimuli),
                            str(root / "rates.npz")], env=env, cwd=root, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert not Path(done.stdout.split("TDSNN ", 1)[1].strip()).is_relative_to(CHECKOUT)
     rates = np.load(root / "rates.npz")
-    return {name: rates[identifier] for name, identifier in ids.items()}
+    return {key: rates[identifier] for key, identifier in ids.items()}
 
 
-@pytest.mark.parametrize("name", [SNN, ANN])
-def test_installed_plugin_matches_the_checkout(name, wheel_rates, stimuli):
-    model = brain_model(name, batch_size=7)
-    model.start_recording("IT", [(70, 170)])
+@pytest.mark.parametrize("name, temporal", [*((n, False) for n in EXPORTS), *((n, True) for n in EXPORTS if n != ANN)])
+def test_installed_plugin_matches_the_checkout(name, temporal, wheel_rates, stimuli):
+    model = brain_model(name, temporal=temporal, batch_size=7)
+    model.start_recording("IT", TEMPORAL_BINS if temporal else RATE_BINS)
     s = StimulusSet(pd.DataFrame({"stimulus_id": list(stimuli), "object_name": ["o"] * len(stimuli)}))
     s.stimulus_paths = stimuli
     s.identifier = "tdsnn.tests.submission.checkout"
     expected = model.look_at(s).values
-    assert wheel_rates[name].shape == expected.shape == (7, 512 * 1 * 1)
-    np.testing.assert_allclose(wheel_rates[name], expected, atol=1e-6)
+    network = registry.create_model(name)
+    it_units = int(np.prod(network.block_dims()[registry.resolve(name).region_layer_map["IT"]]))
+    assert wheel_rates[name, temporal].shape == expected.shape == (7, it_units, *((2,) if temporal else ()))
+    np.testing.assert_allclose(wheel_rates[name, temporal], expected, atol=1e-6)
     assert expected.std() > 0
-    if name == SNN:  # spike rates over T = 4 timesteps
-        assert np.array_equal(expected * 4, np.round(expected * 4))
+    if network.is_spiking:  # spike rates over the T timesteps, or over the T / 2 of each half
+        steps = network.timesteps // 2 if temporal else network.timesteps
+        assert np.array_equal(expected * steps, np.round(expected * steps))
 
 
-@pytest.mark.parametrize("name", [SNN, ANN])
+@pytest.mark.parametrize("name", EXPORTS)
 def test_export_writes_a_self_describing_plugin(name, exported):
     folder, out = exported[name]
     entry = registry.resolve(name)
@@ -209,13 +227,13 @@ def test_export_writes_a_self_describing_plugin(name, exported):
     plugin = json.loads((folder / "plugin.json").read_text())
     assert plugin["weights"] == {"hub": {"repo": REPO, "filename": f"{name}.safetensors", "revision": REVISION}}
     assert plugin["sha256"] == sha and plugin["region_layer_map"] == entry.region_layer_map
-    assert plugin["preprocessing"] == {"size": 32, "mean": list(entry.preprocessing.mean),
+    assert plugin["preprocessing"] == {"size": entry.config.input_size, "mean": list(entry.preprocessing.mean),
                                        "std": list(entry.preprocessing.std)}
     assert name not in (folder / "model.py").read_text()  # model.py is the same for every export
     assert not list(folder.parent.glob(".*"))
 
 
-@pytest.mark.parametrize("name", [SNN, ANN])
+@pytest.mark.parametrize("name", EXPORTS)
 def test_metadata_passes_the_contract_with_true_values(name, exported):
     folder, _ = exported[name]
     document = contract.load((folder / "metadata.yml").read_text(), "vision")
@@ -224,10 +242,12 @@ def test_metadata_passes_the_contract_with_true_values(name, exported):
     model = registry.load_model(registry.weights_file(registry.resolve(name)))
     for identifier, entry in document["models"].items():
         assert entry["model"]["parameter_count"] == sum(p.numel() for p in model.parameters())
-        assert entry["model"]["input_resolution"] == {"channels": 3, "height": 32, "width": 32}
-        assert entry["model"]["visual_degrees"] == 8.0 and entry["model"]["recurrent"] is False
-        assert entry["model"]["architecture"]["family"] == (
-            "spiking_convolutional_neural_network" if name == SNN else "convolutional_neural_network")
+        size = model.config.input_size
+        assert entry["model"]["input_resolution"] == {"channels": 3, "height": size, "width": size}
+        family, recurrent = FAMILIES[name]
+        assert entry["model"]["visual_degrees"] == 8.0 and entry["model"]["recurrent"] is recurrent
+        assert entry["model"]["architecture"]["family"] == family
+        assert registry.resolve(name).region_layer_map["IT"] in entry["model"]["architecture"]["description"]
         assert entry["data"]["training_datasets"] == [{"identifier": "other", "name": "Fashion-MNIST",
                                                        "role": "training"}]
         assert entry["sources"]["paper"]["url"] == "https://arxiv.org/abs/2508.04270"
