@@ -128,7 +128,8 @@ def test_spikformer_matches_spikingjelly(mode):
         if isinstance(m, neuron.LIFNode):
             m.surrogate_function = surrogate.ATan()
     make_firing(ref)
-    ours = tdsnn.create_model("spikformer", num_classes=10, input_size=32, stem="small")
+    # every option given: the bare name resolves to the default variant (spikformer.fmnist, width 0.25)
+    ours = tdsnn.create_model("spikformer", num_classes=10, input_size=32, stem="small", width=1.0)
     ours.load_state_dict(convert_spikingjelly_state_dict(ref.state_dict()), strict=True)
     getattr(ref, mode)(), getattr(ours, mode)()
     x = torch.rand(2, 3, 32, 32)
