@@ -110,8 +110,9 @@ def _entry(plugin: ExportedPlugin, identifier: str, entry: ModelEntry, model: nn
                 "description": f"tdsnn {config.arch}: {backbone} (width x{config.width:g}, {config.stem} stem"
                                f"{', blurpool' if config.blurpool else ''}){sheets}; {connections}"
                                + ("; LIF neurons carry membrane state across the timesteps" if model.is_spiking
-                                  else "") + ". Brain-Score records the outputs of the committed blocks "
-                               f"({', '.join(model.block_names)}).",
+                                  else "") + ". Brain-Score records the committed block outputs: "
+                               + ", ".join(f"{region} = {layer}" for region, layer in
+                                           plugin.spec.region_layer_map.items()) + ".",
             },
             "parameter_count": sum(p.numel() for p in model.parameters()),
             "parameter_count_exact": True,
