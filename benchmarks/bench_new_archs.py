@@ -31,7 +31,7 @@ import statistics
 import subprocess
 import sys
 
-from bench_train_step import report_step_time
+from bench_train_step import report_step_time, step_benchmark_parser
 
 #: Models in the order they run in a round; ``scornet_ann`` is SCornet run as a one-step ANN.
 MODELS = ("scornet_ann", "scornet", "tscornet", "spikformer", "tspikformer")
@@ -107,19 +107,11 @@ def ratios(res: dict) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = step_benchmark_parser(__doc__)
     parser.add_argument("--quick", action="store_true", help=f"smoke run: {QUICK} (overrides those flags)")
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--steps", type=int, default=3, help="timed steps per model per round (min is kept)")
-    parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--width", type=float, default=1.0)
     parser.add_argument("--cornet-size", type=int, default=64, help="CORnet input side (px)")
     parser.add_argument("--spikformer-size", type=int, default=32, help="Spikformer input side (px, multiple of 4)")
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--clusters", type=int, default=10, help="STC clusters per layer (M)")
     parser.add_argument("--sheet-clusters", type=int, default=2000, help="candidate windows per sheet")
-    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--model", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         worker(args)

@@ -49,6 +49,21 @@ def report_step_time(step, warmup: int, steps: int) -> None:
     print(json.dumps({"step_s": min(times), "peak_rss_mb": peak_mb}))
 
 
+def step_benchmark_parser(description: str) -> argparse.ArgumentParser:
+    """The flags every training-step benchmark shares (rounds, timed and warm-up steps, width,
+    batch, STC clusters, and the hidden per-model ``--worker --model M`` mode)."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=3, help="timed steps per model per round (min is kept)")
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--width", type=float, default=1.0)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--clusters", type=int, default=10, help="STC clusters per layer (M)")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--model", default=None, help=argparse.SUPPRESS)
+    return parser
+
+
 def worker(args: argparse.Namespace) -> None:
     import torch
     import tdsnn
@@ -85,18 +100,10 @@ def run_worker(model: str, args: argparse.Namespace) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--steps", type=int, default=3, help="timed steps per model per round (min is kept)")
-    parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--width", type=float, default=1.0)
+    parser = step_benchmark_parser(__doc__)
     parser.add_argument("--size", type=int, default=64)
-    parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--timesteps", type=int, default=4)
-    parser.add_argument("--clusters", type=int, default=10, help="STC clusters per layer (M)")
     parser.add_argument("--stem", default="imagenet")
-    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--model", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         worker(args)
