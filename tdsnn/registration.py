@@ -234,6 +234,7 @@ def remeasure(name: str, device: str = "cpu") -> dict[str, Any]:
     model = registry.create_model(name, pretrained=True)
     v1_layer = entry.region_layer_map["V1"]
     metrics = evaluate(model, entry.data, v1_layer, device)
+    print(summary_line(name, v1_layer, metrics))
     lines = card[:card.index(MEASURED_WITH)].splitlines()
     first = next(i for i, line in enumerate(lines) if line.startswith(METRIC_ROW_LABELS))
     kept = [line for line in lines if not line.startswith(METRIC_ROW_LABELS)]
@@ -294,8 +295,7 @@ def main(argv=None) -> int:
         parser.error("give a run folder and --tag (or --remeasure NAME)")
     try:
         if args.remeasure is not None:
-            metrics = remeasure(args.remeasure, args.device)
-            print(summary_line(args.remeasure, registry.resolve(args.remeasure).region_layer_map["V1"], metrics))
+            remeasure(args.remeasure, args.device)
         else:
             register(args.run, args.tag, args.default, args.half, args.device)
     except registry.UnknownModelError as err:
