@@ -2,7 +2,7 @@
 every point, and write the accuracy–topography trade-off (the paper's Fig. 5).
 
     tdsnn-sweep configs/sweeps/fmnist.yaml [--runs DIR] [--device auto|cpu|cuda] [--workers N]
-        [--max-points N] [--git-commit] [--dry-run]
+        [--max-points N] [--git-commit] [--train-only] [--dry-run]
     torchrun --nproc_per_node 8 -m harness.sweep configs/sweeps/imagenet.yaml
 
 The sweep file (``harness.sweep_config``) names the families, strengths and seeds. Point
@@ -25,6 +25,12 @@ same auxiliary weights). Re-running continues at the first point not done; re-ru
 finished sweep trains and registers nothing and leaves every file as it was. Under
 torchrun every point trains in one process group; rank 0 registers, scores and writes
 while the other ranks wait.
+
+Points train in parallel with ``--train-only`` beside the sweep (on another core, or on
+another machine sharing RUNS): it trains the points that are not done and that no other
+process is training (each run folder is locked while it trains), and registers nothing.
+The sweep puts off a point another process is training, goes on with the next, and
+registers and commits the put-off point once that process is done.
 
 Exit status: 0 done (or stopped after --max-points); 1 a git command failed; 2 bad input
 (reported before any work) or a run the pipeline refuses; 3 a loss or weight became
@@ -61,6 +67,7 @@ from tdsnn.registration import register, registry_text
 from tdsnn.training.config import VOLATILE, ConfigError, TrainConfig, config_hash
 from tdsnn.training.loop import NonFiniteLoss
 from tdsnn.training.pipeline import train_pipeline
+from tdsnn.training.run_lock import RunInUse
 from tdsnn.training.runtime import Runtime, session
 
 #: How long the other ranks wait for rank 0 to register and score a point.
@@ -80,6 +87,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--max-points", type=int, help="train at most N points not yet done, then stop")
     p.add_argument("--git-commit", action="store_true", help="commit each finished point (registry entry, "
                                                              "weights, card and trade-off files)")
+    p.add_argument("--train-only", action="store_true",
+                   help="only train the points not done that no other process is training (beside a sweep "
+                        "run on another core or machine, which registers and scores them)")
     p.add_argument("--dry-run", action="store_true", help="list the points and which are done; change nothing")
     return p.parse_args(argv)
 
@@ -260,12 +270,15 @@ class Study:
 
 
 def run_sweep(sweep: Sweep, runs: Path, device: str, max_points: Optional[int], command: str,
-              repo: Optional[Path]) -> list[Path]:
+              repo: Optional[Path], train_only: bool = False) -> list[Path]:
     """Train, register, score and write every point not yet done (at most ``max_points``);
-    returns the trade-off files (and rank 0 prints them)."""
+    returns the trade-off files (and rank 0 prints them). A point another process is
+    training (``RunInUse``) is put off: it is registered once that process is done, and the
+    sweep goes on with the next point meanwhile. ``train_only``: train the points that are
+    free and whose aux is registered, and nothing else (returns no files)."""
     with session(device) as rt:
         ranks = Ranks(rt)
-        study = Study(sweep, runs, str(rt.device), command, repo) if rt.main else None
+        study = Study(sweep, runs, str(rt.device), command, repo) if rt.main and not train_only else None
 
         def start() -> list[bool]:
             done = done_points(sweep, study.previous)
@@ -275,22 +288,56 @@ def run_sweep(sweep: Sweep, runs: Path, device: str, max_points: Optional[int], 
             study.write()
             return done
 
-        done = ranks.share(start)
+        def train(point: Point, wait: bool) -> bool:
+            """Train ``point`` (resumed, or skipped where finished); False when it waits for an
+            aux not yet registered, or (without ``wait``) another process is training it."""
+            if point.aux is not None and ranks.share(lambda: aux_sha256(point)) is None:
+                return False
+            aux = ranks.share(lambda: str(registry.weights_file(registry.resolve(point.aux))) if point.aux else None)
+            try:
+                train_pipeline(dataclasses.replace(point.cfg, aux_weights=aux), resume=True,
+                               command=f"{command}  # point {point.name}", wait=wait)
+            except RunInUse:
+                return False
+            return True
+
+        if train_only:
+            done = ranks.share(lambda: done_points(sweep, tradeoff.read_points(sweep_folder(sweep.name))))
+        else:
+            done = ranks.share(start)
+        todo = [point for point, finished in zip(sweep.points, done) if not finished]
+        put_off: list[Point] = []
         trained = 0
-        for point, finished in zip(sweep.points, done):
-            if finished:
-                continue
+        while todo or put_off:
             if max_points is not None and trained >= max_points:
                 break
-            aux = ranks.share(lambda: str(registry.weights_file(registry.resolve(point.aux))) if point.aux else None)
-            train_pipeline(dataclasses.replace(point.cfg, aux_weights=aux), resume=True,
-                           command=f"{command}  # point {point.name}")
+            point = None if train_only else next((p for p in put_off if train(p, wait=False)), None)
+            if point is not None:
+                put_off.remove(point)
+            elif todo:
+                point = todo.pop(0)
+                if not train(point, wait=False):
+                    if rt.main:
+                        print(f"{point.name}: {'skipped' if train_only else 'put off'} (another process is training "
+                              "it, or its aux is not registered yet)", flush=True)
+                    if not train_only:
+                        put_off.append(point)
+                    continue
+            else:
+                point = put_off.pop(0)
+                if not train(point, wait=True):
+                    raise SweepError(f"{point.name}: its aux {point.aux} is not registered; run the sweep again")
             trained += 1
-
-            def finish() -> None:
-                study.add(point, just_trained=True)
-                study.write(point)
-            ranks.share(finish)
+            if not train_only:
+                def finish() -> None:
+                    study.add(point, just_trained=True)
+                    study.write(point)
+                ranks.share(finish)
+        if train_only:
+            if rt.main:
+                print(f"Trained {trained} point{'s' if trained != 1 else ''}; the sweep without --train-only "
+                      "registers and scores them.")
+            return []
         paths = ranks.share(lambda: study.write())
         if rt.main:
             print("Trade-off: " + ", ".join(str(p) for p in paths))
@@ -308,6 +355,8 @@ def main(argv=None) -> int:
     try:
         if args.max_points is not None and args.max_points < 0:
             raise SweepError(f"--max-points: expected a whole number >= 0, got {args.max_points}")
+        if args.train_only and args.git_commit:
+            raise SweepError("--train-only registers and commits nothing: run --git-commit without it")
         sweep = load_sweep(args.config, args.runs, overrides)
         runs = args.runs or Path(sweep.points[0].cfg.out).parent
         check_runs(sweep)
@@ -325,8 +374,9 @@ def main(argv=None) -> int:
             print(f"{'done   ' if done else 'pending'} {point.name}")
         return 0
     try:
-        run_sweep(sweep, runs, sweep.points[0].cfg.device, args.max_points, command_line(argv), repo)
-    except (NonFiniteLoss, GitError, ConfigError, CheckpointError, DataError) as err:
+        run_sweep(sweep, runs, sweep.points[0].cfg.device, args.max_points, command_line(argv), repo,
+                  train_only=args.train_only)
+    except (NonFiniteLoss, GitError, ConfigError, CheckpointError, DataError, SweepError) as err:
         print(f"tdsnn-sweep: {err}", file=sys.stderr)
         return 3 if isinstance(err, NonFiniteLoss) else 1 if isinstance(err, GitError) else 2
     return 0

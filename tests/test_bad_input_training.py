@@ -130,6 +130,29 @@ def test_out_that_is_a_file_is_refused(tmp_path, capsys):
 
 # ----------------------------------------------------------------------------- run records
 
+def test_run_folder_another_process_trains_is_refused(tmp_path, capsys):
+    import subprocess
+    import sys
+
+    out = tmp_path / "run"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from pathlib import Path; "
+                               "from tdsnn.training.run_lock import hold_run\n"
+                               "with hold_run(Path(sys.argv[1])):\n print('held', flush=True); time.sleep(60)",
+                               str(out)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        held = files(out)
+        assert train(out) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"tdsnn-train: {out} is being trained by pid {holder.pid}") and err.count("\n") == 1
+        assert files(out) == held  # nothing written
+    finally:
+        holder.kill()
+        holder.wait()
+    assert train(out) == 0  # the lock ended with its process
+    assert (out / "train" / "final.safetensors").is_file()
+
+
 def test_refused_rerun_leaves_the_run_records_alone(tmp_path, capsys):
     out = tmp_path / "run"
     assert train(out, "--epochs", "1") == 0

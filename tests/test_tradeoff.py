@@ -155,7 +155,7 @@ def test_aux_weights_are_the_registered_baseline(study, tmp_path, monkeypatch):
         "resnet18": {"seeds": [0]}, "tsresnet18": {"strengths": [{"alpha": 1, "beta": 1}], "aux": "resnet18"}})
     seen = []
 
-    def stop(cfg, resume, command):
+    def stop(cfg, resume, command, wait):
         seen.append((cfg, resume))
         raise sweep_cli.NonFiniteLoss("stopped by the test")
 
@@ -266,12 +266,44 @@ def test_bad_sweep_files_exit_2_before_any_work(case, tmp_path, registry_copy, c
     assert registry_copy.read_text() == registry_text
 
 
-@pytest.mark.parametrize("flags", [["--max-points", "-1"], ["--git-commit"]])
+@pytest.mark.parametrize("flags", [["--max-points", "-1"], ["--git-commit"], ["--train-only", "--git-commit"]])
 def test_bad_flags_exit_2_before_any_work(flags, tmp_path, registry_copy, capsys):
     config = write_sweep(tmp_path / "sweep.yaml")  # tmp_path is not in a git work tree
     assert sweep_cli.main([str(config), "--runs", str(tmp_path / "runs"), *flags]) == 2
     assert capsys.readouterr().err.startswith("tdsnn-sweep: ")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model_registry.yaml", "sweep.yaml"]
+
+
+def test_train_only_beside_the_sweep(tmp_path, monkeypatch, capsys):
+    """--train-only trains the free points and registers nothing; the sweep puts off a point
+    another process is training, registers the points trained for it, and the put-off point
+    once it is free."""
+    from tdsnn.training.run_lock import hold_run
+
+    reg = tmp_path / "model_registry.yaml"
+    shutil.copyfile(registry.PACKAGED_REGISTRY, reg)
+    use_registry(monkeypatch, reg)
+    config, runs = write_sweep(tmp_path / "sweep.yaml"), tmp_path / "runs"
+    argv = [str(config), "--runs", str(runs)]
+    before = reg.read_text()
+    with hold_run(runs / NAMES[0]):  # as another process training the first point
+        assert sweep_cli.main([*argv, "--train-only"]) == 0
+        out = capsys.readouterr().out
+        assert f"{NAMES[0]}: skipped" in out and "Trained 2 points" in out
+        assert reg.read_text() == before and not (tmp_path / "sweeps").exists()  # registered nothing
+        assert not (runs / NAMES[0] / "config.yaml").exists()
+        trained = {name: (runs / name / "train" / "final.safetensors").read_bytes() for name in NAMES[1:]}
+        assert sweep_cli.main([*argv, "--max-points", "2"]) == 0
+        assert f"{NAMES[0]}: put off" in capsys.readouterr().out
+        summary = json.loads((tmp_path / "sweeps" / "t" / "tradeoff.json").read_text())
+        assert [p["name"] for p in summary["points"]] == NAMES[1:] and summary["pending"] == NAMES[:1]
+        for name, weights in trained.items():  # registered as trained, not trained again
+            assert (runs / name / "train" / "final.safetensors").read_bytes() == weights
+    registry._read_registry.cache_clear()
+    assert sweep_cli.main(argv) == 0
+    summary = json.loads((tmp_path / "sweeps" / "t" / "tradeoff.json").read_text())
+    assert [p["name"] for p in summary["points"]] == NAMES and summary["pending"] == []
+    registry._read_registry.cache_clear()
 
 
 def test_dry_run_lists_the_points(tmp_path, registry_copy, capsys):

@@ -16,10 +16,11 @@ Only then are the run records ``OUT/config.yaml`` and ``OUT/command.txt`` writte
 """
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -38,6 +39,7 @@ from ..swap import swap_optimize
 from .config import ConfigError, TrainConfig, as_json, config_hash, dump_yaml, fit_options
 from .loop import checkpoint_config, fit
 from .order import steps_per_epoch
+from .run_lock import RunInUse, hold_run
 from .runtime import Runtime, session
 from .state import TrainingState, resume_point
 
@@ -289,12 +291,32 @@ def run_stages(run: Run) -> Path:
     return final
 
 
-def train_pipeline(cfg: TrainConfig, resume: bool = False, command: Optional[str] = None) -> Path:
+@contextlib.contextmanager
+def exclusive(run: Run, wait: bool) -> Iterator[None]:
+    """Rank 0 holds the run folder's lock (``hold_run``) for the block; ``RunInUse`` on every
+    rank when another process holds it and ``wait`` is false."""
+    with contextlib.ExitStack() as stack:
+        busy: Optional[RunInUse] = None
+        if run.rt.main:
+            try:
+                stack.enter_context(hold_run(run.out, wait))
+            except RunInUse as err:
+                busy = err
+        if not run.rt.all_true(busy is None):
+            raise busy or RunInUse(f"{run.out} is being trained by another process")
+        yield
+
+
+def train_pipeline(cfg: TrainConfig, resume: bool = False, command: Optional[str] = None,
+                   wait: bool = False) -> Path:
     """Accept and run every stage of ``cfg.model``; returns the path of the final model
-    checkpoint. command: the command line, recorded in ``OUT/command.txt`` by the first run."""
+    checkpoint. command: the command line, recorded in ``OUT/command.txt`` by the first run.
+    Another process training ``cfg.out``: ``RunInUse``, or with ``wait`` a wait for it."""
     cfg = cfg.resolved()
     with session(cfg.device) as rt:
         run = Run.prepare(cfg, rt, resume)
         accept(run)
-        write_records(run, command)
-        return run_stages(run)
+        with exclusive(run, wait):
+            accept(run)  # again: a process this one waited for has moved the run on
+            write_records(run, command)
+            return run_stages(run)
