@@ -32,7 +32,7 @@ from .sweep_config import Point, Sweep, strength_text
 
 JSON, MARKDOWN = "tradeoff.json", "tradeoff.md"
 #: How the spread over seeds is stated.
-SPREAD = "mean ± s.d. over seeds (sample standard deviation; none for one seed)"
+SPREAD = "mean ± s.d. over seeds: sample standard deviation, none for one seed"
 MATCHED_DEFAULT = "the most V1 orientation smoothness every topographic curve reaches (the smallest curve maximum)"
 
 

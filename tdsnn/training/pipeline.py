@@ -315,8 +315,9 @@ def train_pipeline(cfg: TrainConfig, resume: bool = False, command: Optional[str
     cfg = cfg.resolved()
     with session(cfg.device) as rt:
         run = Run.prepare(cfg, rt, resume)
-        accept(run)
+        if not run.out.is_dir():
+            accept(run)  # refused before the lock creates the folder
         with exclusive(run, wait):
-            accept(run)  # again: a process this one waited for has moved the run on
+            accept(run)  # under the lock: another process may be writing the run until then
             write_records(run, command)
             return run_stages(run)
