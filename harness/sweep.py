@@ -12,8 +12,8 @@ after point (non-topographic families first), the command
    from its last checkpoint; a point with ``aux`` takes that baseline's registered weights
    as ``--aux-weights``;
 2. registers it as ``<arch>.<sweep>-<point>`` in the registry in use, marked with the sweep;
-3. scores accuracy and V1 orientation smoothness through the harness suites (cached in
-   ``RUNS/score``);
+3. scores accuracy, V1 orientation smoothness and IT category smoothness through the
+   harness suites (cached in ``RUNS/score``);
 4. rewrites ``tradeoff.json``, ``tradeoff.md`` and ``tradeoff.png`` (``harness.tradeoff``)
    in ``sweeps/<sweep>/`` beside the registry;
 5. with ``--git-commit``, commits exactly the registry, the point's weights and card, and
@@ -198,19 +198,22 @@ def training_record(point: Point, earlier: Optional[dict]) -> Optional[dict]:
 
 
 def score(point: Point, runs: Path, device: str) -> tuple[dict[str, Optional[float]], str]:
-    """Accuracy, V1 orientation smoothness (each with its SEM where the suite measured one)
-    and its chance level of the registered point (harness suites, cached in
+    """Accuracy, V1 orientation and IT category smoothness (each with its SEM where the suite
+    measured one) and their chance levels of the registered point (harness suites, cached in
     ``runs/score``), and the sha256 of the weights scored."""
     subject = load_subject(point.name, None, torch.device(device))
     options = Options(progress=False)
     results = {name: run_suite(runs / "score", subject, name, options) for name in SUITES}
+    topography = results["topography"]
     cells = {"accuracy": results["accuracy"].cell(keys.ACCURACY),
-             "v1_orientation_smoothness": results["topography"].cell(ORIENTATION),
-             "v1_orientation_smoothness_chance": results["topography"].cell(keys.V1_SMOOTHNESS_CHANCE["orientation"])}
+             "v1_orientation_smoothness": topography.cell(ORIENTATION),
+             "v1_orientation_smoothness_chance": topography.cell(keys.V1_SMOOTHNESS_CHANCE["orientation"]),
+             "it_category_smoothness": topography.cell(keys.IT_CATEGORY_SMOOTHNESS),
+             "it_category_smoothness_chance": topography.cell(keys.IT_CATEGORY_SMOOTHNESS_CHANCE)}
     scores = {}
     for name, cell in cells.items():
         scores[name] = finite(cell.value)
-        if name != "v1_orientation_smoothness_chance":
+        if not name.endswith("_chance"):
             scores[f"{name}_sem"] = finite(cell.sem)
     return scores, subject.sha256
 

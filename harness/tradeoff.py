@@ -4,8 +4,11 @@ family's curve, the baselines' seed spread, accuracy at matched smoothness, and 
 (``harness.tradeoff_figure``).
 
 A point record holds the family, strengths, seed, test accuracy (%), V1 orientation
-smoothness (with its SEM where the topography suite measured one) and chance, the variant
-name and the sha256 of its weights. A family's curve has one point per strength setting:
+smoothness and IT category smoothness (each with its SEM where the topography suite
+measured one, and its chance level), the variant name and the sha256 of its weights. The
+curves, matched level and interpolation use V1 orientation smoothness, the paper's Fig. 5
+axis; IT category smoothness is summarized beside it (at a small width V1 has few units
+in its analysis window, IT's window covers its whole sheet). A family's curve has one point per strength setting:
 the mean over its seeds (± the sample standard deviation over seeds where there are two or
 more). A family with no all-zero strength setting starts its curve at its non-topographic
 baseline (``harness.report.BASELINES``) when the sweep has it: a TopoNet at τ = 0 is its
@@ -62,7 +65,8 @@ def _group(records: list[dict]) -> dict[tuple, list[dict]]:
 def _summary(records: list[dict], strengths: dict[str, float], source: str) -> dict[str, Any]:
     return {"strengths": strengths, "seeds": [r["seed"] for r in records], "source": source,
             "accuracy": spread([r["accuracy"] for r in records]),
-            "smoothness": spread([r["v1_orientation_smoothness"] for r in records])}
+            "smoothness": spread([r["v1_orientation_smoothness"] for r in records]),
+            "it_smoothness": spread([r.get("it_category_smoothness") for r in records])}
 
 
 def baselines(records: list[dict], sweep: Sweep) -> dict[str, dict]:
@@ -157,6 +161,10 @@ def _num(value: Optional[float], digits: int) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
 
+def _with_sem(value: Optional[float], sem: Optional[float], digits: int) -> str:
+    return _num(value, digits) + (f" ± {sem:.{digits}f} (SEM)" if value is not None and sem is not None else "")
+
+
 def _with_spread(s: dict, digits: int) -> str:
     if s["mean"] is None:
         return "–"
@@ -170,31 +178,32 @@ def markdown(summary: dict[str, Any]) -> str:
     if summary["description"]:
         lines += [summary["description"], ""]
     lines += [f"Made with `{summary['command']}` (sweep file `{summary['config']}`).", "",
-              "| variant | family | strengths | seed | accuracy (%) | V1 orientation smoothness | (chance) | epochs "
-              "| train acc. gain, last ¼ of epochs (pts) |", "|---|---|---|---|---|---|---|---|---|"]
+              "| variant | family | strengths | seed | accuracy (%) | V1 orientation smoothness | (chance) "
+              "| IT category smoothness | (chance) | epochs | train acc. gain, last ¼ of epochs (pts) |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in summary["points"]:
-        smooth = _num(r["v1_orientation_smoothness"], 3)
-        if r.get("v1_orientation_smoothness_sem") is not None:
-            smooth += f" ± {r['v1_orientation_smoothness_sem']:.3f} (SEM)"
-        accuracy = _num(r["accuracy"], 2)
-        if r.get("accuracy_sem") is not None:
-            accuracy += f" ± {r['accuracy_sem']:.2f} (SEM)"
+        smooth, it = (_with_sem(r.get(k), r.get(f"{k}_sem"), 3)
+                      for k in ("v1_orientation_smoothness", "it_category_smoothness"))
+        accuracy = _with_sem(r["accuracy"], r.get("accuracy_sem"), 2)
         training = r.get("training") or {}
         lines.append(f"| `{r['name']}` | {r['family']} | {strength_text(r['strengths'])} | {r['seed']} | {accuracy} | "
-                     f"{smooth} | {_num(r['v1_orientation_smoothness_chance'], 3)} | {training.get('epochs', '–')} | "
+                     f"{smooth} | {_num(r['v1_orientation_smoothness_chance'], 3)} | {it} | "
+                     f"{_num(r.get('it_category_smoothness_chance'), 3)} | {training.get('epochs', '–')} | "
                      f"{_num(training.get('late_gain'), 2)} |")
     if summary["pending"]:
         lines += ["", "Not finished yet: " + ", ".join(f"`{n}`" for n in summary["pending"]) + "."]
     lines += ["", f"## Curves and baselines ({summary['spread']})", "",
-              "| family | strengths | seeds | accuracy (%) | V1 orientation smoothness |", "|---|---|---|---|---|"]
+              "| family | strengths | seeds | accuracy (%) | V1 orientation smoothness | IT category smoothness |",
+              "|---|---|---|---|---|---|"]
     for family, curve in summary["curves"].items():
         for c in curve:
             source = f" ({c['source']})" if c["source"] != family else ""
             lines.append(f"| {family} | {strength_text(c['strengths'])}{source} | {len(c['seeds'])} | "
-                         f"{_with_spread(c['accuracy'], 2)} | {_with_spread(c['smoothness'], 3)} |")
+                         f"{_with_spread(c['accuracy'], 2)} | {_with_spread(c['smoothness'], 3)} | "
+                         f"{_with_spread(c['it_smoothness'], 3)} |")
     for family, b in summary["baselines"].items():
         lines.append(f"| {family} (baseline) | – | {len(b['seeds'])} | {_with_spread(b['accuracy'], 2)} | "
-                     f"{_with_spread(b['smoothness'], 3)} |")
+                     f"{_with_spread(b['smoothness'], 3)} | {_with_spread(b['it_smoothness'], 3)} |")
     m = summary["matched"]
     lines += ["", "## Accuracy at matched V1 orientation smoothness", ""]
     if m["level"] is None:

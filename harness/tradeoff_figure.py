@@ -4,7 +4,9 @@ Left panel, measured: test accuracy against V1 orientation smoothness, one curve
 topographic family (points ordered by smoothness, each labelled with its strengths; error
 bars: s.d. over seeds where a setting has several), the non-topographic baselines as
 points with their seed spread (mean ± s.d., each seed drawn faintly), and the matched
-smoothness level as a dashed line. Right panel, "reported (ImageNet)": the paper's
+smoothness level as a dashed line. Middle panel: the same against IT category smoothness
+(points ordered by it). Right panel, "reported
+(ImageNet)": the paper's
 TSResNet18 (α, β) -> (accuracy, smoothness) points and its non-topographic SResNet18; a
 setting whose accuracy the paper does not state is a dotted line at its smoothness.
 
@@ -39,36 +41,46 @@ def sweep_folder(name: str) -> Path:
     return registry.REGISTRY_PATH.resolve().parent / "sweeps" / check_part(name, "sweep name")
 
 
-def _errorbar(ax, summary: dict, **style) -> None:
-    x, y = summary["smoothness"], summary["accuracy"]
+#: The measured panels: (x key of a curve summary, x key of a point record, axis label).
+AXES = {"v1": ("smoothness", "v1_orientation_smoothness", "V1 orientation smoothness"),
+        "it": ("it_smoothness", "it_category_smoothness", "IT category smoothness")}
+
+
+def _errorbar(ax, summary: dict, x_key: str, **style) -> None:
+    x, y = summary.get(x_key) or {}, summary["accuracy"]
     ax.errorbar([x["mean"]], [y["mean"]], xerr=[x["std"] or 0], yerr=[y["std"] or 0], capsize=3, **style)
 
 
-def _measured(ax, summary: dict[str, Any]) -> None:
+def _has(summary: dict, key: str) -> bool:
+    return (summary.get(key) or {}).get("mean") is not None
+
+
+def _measured(ax, summary: dict[str, Any], axis: str) -> None:
+    x_key, record_key, label = AXES[axis]
     colors = iter(plt.rcParams["axes.prop_cycle"].by_key()["color"] * 4)
     for family, curve in summary["curves"].items():
-        shown = [c for c in curve if c["smoothness"]["mean"] is not None and c["accuracy"]["mean"] is not None]
+        shown = sorted((c for c in curve if _has(c, x_key) and _has(c, "accuracy")), key=lambda c: c[x_key]["mean"])
         color = next(colors)
-        ax.plot([c["smoothness"]["mean"] for c in shown], [c["accuracy"]["mean"] for c in shown], "-o", color=color,
+        ax.plot([c[x_key]["mean"] for c in shown], [c["accuracy"]["mean"] for c in shown], "-o", color=color,
                 label=f"{family} ({', '.join(STRENGTH_SYMBOLS[n] for n in summary['families'][family])})")
         for c in shown:
             if c["accuracy"]["std"] is not None:
-                _errorbar(ax, c, color=color, fmt="none")
-            ax.annotate(strength_text(c["strengths"]), (c["smoothness"]["mean"], c["accuracy"]["mean"]),
+                _errorbar(ax, c, x_key, color=color, fmt="none")
+            ax.annotate(strength_text(c["strengths"]), (c[x_key]["mean"], c["accuracy"]["mean"]),
                         textcoords="offset points", xytext=(4, 4), fontsize=7, color=color)
     for family, base in summary["baselines"].items():
-        if base["accuracy"]["mean"] is None or base["smoothness"]["mean"] is None:
-            continue
         color = next(colors)
-        seeds = [r for r in summary["points"] if r["family"] == family]
-        ax.scatter([r["v1_orientation_smoothness"] for r in seeds], [r["accuracy"] for r in seeds], color=color,
-                   alpha=0.35, s=14)
-        _errorbar(ax, base, color=color, fmt="s", markersize=7,
+        if not (_has(base, "accuracy") and _has(base, x_key)):
+            continue
+        seeds = [r for r in summary["points"] if r["family"] == family and r.get(record_key) is not None]
+        ax.scatter([r[record_key] for r in seeds], [r["accuracy"] for r in seeds], color=color, alpha=0.35, s=14)
+        _errorbar(ax, base, x_key, color=color, fmt="s", markersize=7,
                   label=f"{family} baseline (mean ± s.d., {base['accuracy']['n']} seeds)")
     level = summary["matched"]["level"]
-    if level is not None:
+    if level is not None and axis == "v1":
         ax.axvline(level, color="0.4", linestyle="--", linewidth=1, label=f"matched smoothness {level:.3f}")
     ax.set_title(f"measured ({summary['data']}, sweep {summary['sweep']})", fontsize=10)
+    ax.set_xlabel(label)
 
 
 def _reported(ax) -> None:
@@ -88,11 +100,12 @@ def _reported(ax) -> None:
 
 def draw(summary: dict[str, Any]):
     """The two-panel trade-off figure of a ``harness.tradeoff.summarize`` summary."""
-    fig, (measured, reported) = plt.subplots(1, 2, figsize=(13, 5), gridspec_kw={"width_ratios": [3, 2]})
-    _measured(measured, summary)
+    fig, (v1, it, reported) = plt.subplots(1, 3, figsize=(18, 5), gridspec_kw={"width_ratios": [3, 3, 2]})
+    _measured(v1, summary, "v1")
+    _measured(it, summary, "it")
     _reported(reported)
-    for ax in (measured, reported):
-        ax.set_xlabel("V1 orientation smoothness")
+    reported.set_xlabel("V1 orientation smoothness")
+    for ax in (v1, it, reported):
         ax.set_ylabel("top-1 accuracy (%)")
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:

@@ -116,6 +116,10 @@ def test_sweep_outputs_exist_and_agree(study):
     assert sorted(c["strengths"]["tau"] for c in curve) == [0.0, 1.0]  # τ = 0 is the resnet18 baseline
     assert next(c for c in curve if c["strengths"]["tau"] == 0)["source"] == "resnet18"
     assert all(p["v1_orientation_smoothness"] is not None for p in study.summary["points"])
+    for point in study.summary["points"]:  # IT category smoothness beside V1, with its SEM and chance
+        assert 0 <= point["it_category_smoothness_chance"] <= 1 and point["it_category_smoothness_sem"] >= 0
+        assert f"{point['it_category_smoothness']:.3f} ± {point['it_category_smoothness_sem']:.3f} (SEM)" in markdown
+    assert baseline["it_smoothness"]["n"] == 2
     level = study.summary["matched"]["level"]  # one topographic family: the top of its curve
     assert level == pytest.approx(max(c["smoothness"]["mean"] for c in curve))
     matched = study.summary["matched"]["families"]["toponet_resnet18"]
@@ -205,10 +209,12 @@ def test_summary_on_hand_made_points(tmp_path):
     records = [tradeoff.point_record(p, {"accuracy": rows[p.name][0], "accuracy_sem": None,
                                          "v1_orientation_smoothness": rows[p.name][1],
                                          "v1_orientation_smoothness_sem": 0.01,
-                                         "v1_orientation_smoothness_chance": 0.05}, "0" * 64, "k", None)
+                                         "v1_orientation_smoothness_chance": 0.05,
+                                         "it_category_smoothness": rows[p.name][1] / 2}, "0" * 64, "k", None)
                for p in sweep.points]
     summary = tradeoff.summarize(sweep, records, [], "tdsnn-sweep sweep.yaml")
     assert summary["baselines"]["resnet18"]["accuracy"] == {"mean": 81.0, "std": pytest.approx(np.sqrt(2)), "n": 2}
+    assert summary["baselines"]["resnet18"]["it_smoothness"]["mean"] == pytest.approx(0.055)
     topo = summary["matched"]["families"]["toponet_resnet18"]
     assert summary["matched"]["level"] == 0.3 and topo["accuracy"] == pytest.approx(77.0)
     assert topo["delta"] == pytest.approx(-4.0) and topo["range"] == [pytest.approx(0.11), 0.4]
