@@ -8,7 +8,7 @@ smoothness and IT category smoothness (each with its SEM where the topography su
 measured one, and its chance level), the variant name and the sha256 of its weights. The
 curves, matched level and interpolation use V1 orientation smoothness, the paper's Fig. 5
 axis; IT category smoothness is summarized beside it (at a small width V1 has few units
-in its analysis window, IT's window covers its whole sheet). A family's curve has one point per strength setting:
+in its analysis window, while IT's spans most of its sheet). A family's curve has one point per strength setting:
 the mean over its seeds (± the sample standard deviation over seeds where there are two or
 more). A family with no all-zero strength setting starts its curve at its non-topographic
 baseline (``harness.report.BASELINES``) when the sweep has it: a TopoNet at τ = 0 is its
