@@ -109,7 +109,8 @@ def draw(summary: dict[str, Any]):
         ax.set_ylabel("top-1 accuracy (%)")
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7, loc="best")
+            placement = {"loc": "upper center", "bbox_to_anchor": (0.5, -0.14)} if ax is reported else {"loc": "best"}
+            ax.legend(fontsize=7, **placement)  # below the reported panel, clear of its few points
     fig.tight_layout()
     return fig
 
