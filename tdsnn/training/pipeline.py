@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
@@ -35,7 +36,7 @@ from ..data import DataSpec, build_dataset, num_classes
 from ..models import TWINS
 from ..registry import build, load_model, resolve
 from ..stimuli import sine_gratings
-from ..swap import swap_optimize
+from ..swap import MIN_WINDOW_UNITS, swap_optimize
 from .config import ConfigError, TrainConfig, as_json, config_hash, dump_yaml, fit_options
 from .loop import checkpoint_config, fit
 from .order import steps_per_epoch
@@ -201,8 +202,11 @@ def swap_stage(run: Run, stage_dir: Path, aux_record: dict) -> dict:
         record["layers"][block] = {"loss_before": result.loss_before, "loss_after": result.loss_after,
                                    "accepted": result.accepted, "attempts": result.attempts,
                                    "seconds": result.seconds}
-        print(f"swap {block}: loss {result.loss_before:.4f} -> {result.loss_after:.4f} "
-              f"({result.accepted}/{result.attempts} swaps kept, {result.seconds:.0f} s)", flush=True)
+        sparse = math.isnan(result.loss_before)
+        loss = (f"no evaluation window of {sheet.cluster_width_mm} mm holds {MIN_WINDOW_UNITS} units, loss undefined"
+                if sparse else f"loss {result.loss_before:.4f} -> {result.loss_after:.4f}")
+        print(f"swap {block}: {loss} ({result.accepted}/{result.attempts} swaps kept, {result.seconds:.0f} s)",
+              flush=True)
     atomic_write(stage_dir / "positions.safetensors", lambda tmp: save_file(swapped, tmp))
     record["sha256"] = sha256_file(stage_dir / "positions.safetensors")
     return record
