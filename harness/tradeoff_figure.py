@@ -5,10 +5,9 @@ topographic family (points ordered by smoothness, each labelled with its strengt
 bars: s.d. over seeds where a setting has several), the non-topographic baselines as
 points with their seed spread (mean ± s.d., each seed drawn faintly), and the matched
 smoothness level as a dashed line. Middle panel: the same against IT category smoothness
-(points ordered by it). Right panel, "reported
-(ImageNet)": the paper's
-TSResNet18 (α, β) -> (accuracy, smoothness) points and its non-topographic SResNet18; a
-setting whose accuracy the paper does not state is a dotted line at its smoothness.
+(points ordered by it). Right panel, "reported (ImageNet)": the paper's TSResNet18
+(α, β) -> (accuracy, smoothness) points and its non-topographic SResNet18; a setting
+whose accuracy the paper does not state is a dotted line at its smoothness.
 
 A sweep's ``tradeoff.{json,md,png}`` live in ``sweeps/<sweep>/`` beside the registry file
 its variants are registered in, as their weights live in ``weights/`` there; a harness
@@ -99,7 +98,7 @@ def _reported(ax) -> None:
 
 
 def draw(summary: dict[str, Any]):
-    """The two-panel trade-off figure of a ``harness.tradeoff.summarize`` summary."""
+    """The three-panel trade-off figure of a ``harness.tradeoff.summarize`` summary."""
     fig, (v1, it, reported) = plt.subplots(1, 3, figsize=(18, 5), gridspec_kw={"width_ratios": [3, 3, 2]})
     _measured(v1, summary, "v1")
     _measured(it, summary, "it")

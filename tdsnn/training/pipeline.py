@@ -12,7 +12,9 @@ Each stage writes into ``OUT/<stage>/`` and ends with ``stage.json``; a finished
 whose recorded options match is skipped, one whose options differ is refused. Before
 anything is written the run is accepted (``accept``): the data loads, the model options
 are valid and no finished stage, checkpoint or ``--aux-weights`` file stands in its way.
-Only then are the run records ``OUT/config.yaml`` and ``OUT/command.txt`` written.
+Only then are the run records ``OUT/config.yaml`` and ``OUT/command.txt`` written. One
+process at a time trains a run folder (``run_lock``): an existing folder is accepted, and
+trained, only under its lock.
 """
 from __future__ import annotations
 
