@@ -46,7 +46,7 @@ AXES = {"v1": ("smoothness", "v1_orientation_smoothness", "V1 orientation smooth
 
 
 def _errorbar(ax, summary: dict, x_key: str, **style) -> None:
-    x, y = summary.get(x_key) or {}, summary["accuracy"]
+    x, y = summary[x_key], summary["accuracy"]
     ax.errorbar([x["mean"]], [y["mean"]], xerr=[x["std"] or 0], yerr=[y["std"] or 0], capsize=3, **style)
 
 
