@@ -13,6 +13,7 @@ import yaml
 
 from harness import sweep as sweep_cli
 from harness import tradeoff, tradeoff_figure
+from harness.report import BASELINES
 from harness.sweep_config import load_sweep, point_tag
 from tdsnn import registry
 
@@ -233,7 +234,8 @@ def test_point_tags_and_the_study_file():
     for point in study.points:
         by_family.setdefault(point.family, []).append(point)
     assert len({tuple(p.strengths.values()) for p in by_family["tsresnet18"] if any(p.strengths.values())}) >= 4
-    assert any(not any(p.strengths.values()) for p in by_family["tsresnet18"])  # α = β = 0 included
+    for family in ("tsresnet18", "toponet_resnet18"):  # each curve starts at strength 0: its baseline
+        assert BASELINES[family] in by_family or any(not any(p.strengths.values()) for p in by_family[family])
     assert len({p.strengths["tau"] for p in by_family["toponet_resnet18"]}) >= 4
     assert len({p.seed for p in by_family["sresnet18"]}) >= 2 and len({p.seed for p in by_family["resnet18"]}) >= 2
     assert {p.aux for p in by_family["tsresnet18"]} <= {f"sresnet18.fmnist-s{s}" for s in (0, 1)}
