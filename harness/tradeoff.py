@@ -196,7 +196,7 @@ def markdown(summary: dict[str, Any]) -> str:
               "| family | strengths | seeds | accuracy (%) | V1 orientation smoothness | IT category smoothness |",
               "|---|---|---|---|---|---|"]
     for family, curve in summary["curves"].items():
-        for c in curve:
+        for c in sorted(curve, key=lambda c: tuple(c["strengths"].values())):  # by strength, for reading
             source = f" ({c['source']})" if c["source"] != family else ""
             lines.append(f"| {family} | {strength_text(c['strengths'])}{source} | {len(c['seeds'])} | "
                          f"{_with_spread(c['accuracy'], 2)} | {_with_spread(c['smoothness'], 3)} | "

@@ -205,8 +205,8 @@ def test_interpolation_at_matched_smoothness():
 def test_summary_on_hand_made_points(tmp_path):
     families = {**FAMILIES, "toponet_resnet18": {"strengths": [{"tau": 1}, {"tau": 4}]}}
     sweep = load_sweep(write_sweep(tmp_path / "sweep.yaml", families=families, matched_smoothness=0.3))
-    rows = {"resnet18.t-s0": (80.0, 0.10), "resnet18.t-s1": (82.0, 0.12), "toponet_resnet18.t-tau1-s0": (79.0, 0.2),
-            "toponet_resnet18.t-tau4-s0": (75.0, 0.4)}
+    rows = {"resnet18.t-s0": (80.0, 0.10), "resnet18.t-s1": (82.0, 0.12), "toponet_resnet18.t-tau1-s0": (79.0, 0.4),
+            "toponet_resnet18.t-tau4-s0": (75.0, 0.2)}  # smoothness falls from τ 1 to τ 4
     records = [tradeoff.point_record(p, {"accuracy": rows[p.name][0], "accuracy_sem": None,
                                          "v1_orientation_smoothness": rows[p.name][1],
                                          "v1_orientation_smoothness_sem": 0.01,
@@ -222,6 +222,9 @@ def test_summary_on_hand_made_points(tmp_path):
     markdown = tradeoff.markdown(summary)
     assert "0.100 ± 0.010 (SEM)" in markdown and "| toponet_resnet18 | τ 0 (resnet18) | 2 |" in markdown
     assert "Level 0.300: matched_smoothness of the sweep file" in markdown and "| -4.00 |" in markdown
+    curves = markdown.split("## Curves and baselines")[1]
+    rows = [curves.index(f"\n| toponet_resnet18 | τ {tau}") for tau in (0, 1, 4)]
+    assert rows == sorted(rows)  # the curve table reads in order of strength, not of smoothness
     assert tradeoff_figure.png(summary) == tradeoff_figure.png(summary)  # the same summary, the same bytes
 
 
