@@ -2,7 +2,8 @@
 
 Left panel, measured: test accuracy against V1 orientation smoothness, one curve per
 topographic family (points ordered by smoothness, each labelled with its strengths; error
-bars: s.d. over seeds where a setting has several), the non-topographic baselines as
+bars: s.d. over seeds where a setting has several, else, faint, the point's SEM within its
+one network, from its record), the non-topographic baselines as
 points with their seed spread (mean ± s.d., each seed drawn faintly), and the matched
 smoothness level as a dashed line. Middle panel: the same against IT category smoothness
 (points ordered by it). Right panel, "reported (ImageNet)": the paper's TSResNet18
@@ -50,6 +51,13 @@ def _errorbar(ax, summary: dict, x_key: str, **style) -> None:
     ax.errorbar([x["mean"]], [y["mean"]], xerr=[x["std"] or 0], yerr=[y["std"] or 0], capsize=3, **style)
 
 
+def _one_network_sem(points: list[dict], family: str, c: dict, record_key: str):
+    """The SEM within one network of a one-seed curve setting ``c`` (None if it has none)."""
+    own = [r for r in points if r["family"] == c["source"] and r["seed"] in c["seeds"]
+           and (c["source"] != family or r["strengths"] == c["strengths"])]
+    return own[0].get(f"{record_key}_sem") if len(own) == 1 else None
+
+
 def _has(summary: dict, key: str) -> bool:
     return (summary.get(key) or {}).get("mean") is not None
 
@@ -65,6 +73,9 @@ def _measured(ax, summary: dict[str, Any], axis: str) -> None:
         for c in shown:
             if c["accuracy"]["std"] is not None:
                 _errorbar(ax, c, x_key, color=color, fmt="none")
+            elif (sem := _one_network_sem(summary["points"], family, c, record_key)) is not None:
+                ax.errorbar([c[x_key]["mean"]], [c["accuracy"]["mean"]], xerr=[sem], fmt="none", color=color,
+                            alpha=0.35, linewidth=1, capsize=2)
             ax.annotate(strength_text(c["strengths"]), (c[x_key]["mean"], c["accuracy"]["mean"]),
                         textcoords="offset points", xytext=(4, 4), fontsize=7, color=color)
     for family, base in summary["baselines"].items():
@@ -78,7 +89,8 @@ def _measured(ax, summary: dict[str, Any], axis: str) -> None:
     level = summary["matched"]["level"]
     if level is not None and axis == "v1":
         ax.axvline(level, color="0.4", linestyle="--", linewidth=1, label=f"matched smoothness {level:.3f}")
-    ax.set_title(f"measured ({summary['data']}, sweep {summary['sweep']})", fontsize=10)
+    ax.set_title(f"measured ({summary['data']}, sweep {summary['sweep']}); bars: s.d. over seeds,\n"
+                 "faint: SEM within one network", fontsize=10)
     ax.set_xlabel(label)
 
 

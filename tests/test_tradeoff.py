@@ -226,6 +226,15 @@ def test_summary_on_hand_made_points(tmp_path):
     rows = [curves.index(f"\n| toponet_resnet18 | τ {tau}") for tau in (0, 1, 4)]
     assert rows == sorted(rows)  # the curve table reads in order of strength, not of smoothness
     assert tradeoff_figure.png(summary) == tradeoff_figure.png(summary)  # the same summary, the same bytes
+    v1 = tradeoff_figure.draw(summary).axes[0]
+    half_widths = {}  # x error bars drawn, by their centre: the one-seed points show their SEM
+    for bars in v1.containers:
+        for segments in bars.lines[2]:
+            for (x0, y0), (x1, y1) in segments.get_segments():
+                if y0 == y1:  # horizontal
+                    half_widths[round((x0 + x1) / 2, 6)] = round((x1 - x0) / 2, 6)
+    assert half_widths[0.4] == half_widths[0.2] == 0.01
+    assert half_widths[0.11] == pytest.approx(np.std([0.10, 0.12], ddof=1), abs=1e-6)  # the baseline: s.d. over seeds
 
 
 def test_point_tags_and_the_study_file():
