@@ -348,7 +348,16 @@ def run_sweep(sweep: Sweep, runs: Path, device: str, max_points: Optional[int], 
 
 
 def command_line(argv: Optional[list[str]]) -> str:
-    return shlex.join(["tdsnn-sweep", *(sys.argv[1:] if argv is None else argv)])
+    """The command as the sweep's files and cards record it: without ``--max-points``,
+    which only stops a run early and changes nothing it writes."""
+    args, kept = list(sys.argv[1:] if argv is None else argv), []
+    while args:
+        arg = args.pop(0)
+        if arg == "--max-points":
+            args = args[1:]
+        elif not arg.startswith("--max-points="):
+            kept.append(arg)
+    return shlex.join(["tdsnn-sweep", *kept])
 
 
 def main(argv=None) -> int:

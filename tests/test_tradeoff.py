@@ -89,6 +89,8 @@ def test_interrupted_sweep_stops_after_one_point_and_continues(study):
     assert [p["name"] for p in study.first["points"]] == ["resnet18.t-s0"]
     assert study.first["pending"] == NAMES[1:]
     assert study.first_log == ["start"]  # no --git-commit: nothing committed
+    assert study.first["command"] == study.summary["command"].replace(" --git-commit", "")  # no --max-points
+    assert sweep_cli.command_line(["s.yaml", "--max-points=2", "--git-commit"]) == "tdsnn-sweep s.yaml --git-commit"
     assert [p["name"] for p in study.summary["points"]] == NAMES
     assert study.summary["pending"] == []
 
