@@ -14,8 +14,10 @@ setup(
     python_requires=">=3.11",
     packages=find_packages(include=["tdsnn", "tdsnn.*", "brainscore_plugin", "brainscore_plugin.*",
                                     "harness", "harness.*"]),
-    # The registry and its demo weights (the offline default of `create_model(..., pretrained=True)`).
-    package_data={"tdsnn": ["model_registry.yaml", "weights/*.safetensors", "weights/*.md"]},
+    # The registry, its weights (the offline default of `create_model(..., pretrained=True)`) and
+    # its sweeps' trade-off files (a harness report of a sweep's models includes its figure).
+    package_data={"tdsnn": ["model_registry.yaml", "weights/*.safetensors", "weights/*.md",
+                            "sweeps/*/tradeoff.*"]},
     install_requires=[
         "torch~=2.14.1",  # scripts/setup.sh installs exactly 2.14.1 / 0.29.1, the tested versions
         "torchvision~=0.29.1",

@@ -322,6 +322,17 @@ def test_check_passes_on_a_good_export(wheel_python, hub, exported, tmp_path):
         assert f"ok: brainscore_vision.load_model({identifier!r}) looks at images" in done.stdout
 
 
+def test_the_wheel_ships_the_sweeps_trade_off_files(wheel_python, tmp_path):
+    code = ("import sys; from pathlib import Path; from harness import tradeoff_figure; "
+            "print(*tradeoff_figure.report_figures([{'name': sys.argv[1]}], Path(sys.argv[2])))")
+    variant = next(n for n in registry.list_models() if registry.resolve(n).sweep == "fmnist")
+    done = subprocess.run([wheel_python, "-c", code, variant, str(tmp_path)], cwd=tmp_path, capture_output=True,
+                          text=True, check=True)
+    figure = tmp_path / "tradeoff-fmnist.png"
+    assert done.stdout.split() == [str(figure)]
+    assert figure.read_bytes() == (CHECKOUT / "tdsnn" / "sweeps" / "fmnist" / "tradeoff.png").read_bytes()
+
+
 def test_check_fails_with_clear_messages(exported, tmp_path):
     bad = tmp_path / "bad"
     shutil.copytree(exported[ANN][0], bad)
