@@ -62,11 +62,18 @@ def _group(records: list[dict]) -> dict[tuple, list[dict]]:
     return groups
 
 
+def _measure(records: list[dict], key: str) -> dict[str, Any]:
+    """``spread`` of the records' ``key``, with ``sem``: the SEM within the one network of a
+    one-seed setting (None for several seeds, whose spread is their s.d.)."""
+    sem = records[0].get(f"{key}_sem") if len(records) == 1 else None
+    return {**spread([r.get(key) for r in records]), "sem": sem}
+
+
 def _summary(records: list[dict], strengths: dict[str, float], source: str) -> dict[str, Any]:
     return {"strengths": strengths, "seeds": [r["seed"] for r in records], "source": source,
             "accuracy": spread([r["accuracy"] for r in records]),
-            "smoothness": spread([r["v1_orientation_smoothness"] for r in records]),
-            "it_smoothness": spread([r.get("it_category_smoothness") for r in records])}
+            "smoothness": _measure(records, "v1_orientation_smoothness"),
+            "it_smoothness": _measure(records, "it_category_smoothness")}
 
 
 def baselines(records: list[dict], sweep: Sweep) -> dict[str, dict]:

@@ -2,8 +2,8 @@
 
 Left panel, measured: test accuracy against V1 orientation smoothness, one curve per
 topographic family (points ordered by smoothness, each labelled with its strengths; error
-bars: s.d. over seeds where a setting has several, else, faint, the point's SEM within its
-one network, from its record), the non-topographic baselines as
+bars: s.d. over seeds where a setting has several, else, faint, the SEM within its one
+network), the non-topographic baselines as
 points with their seed spread (mean ± s.d., each seed drawn faintly), and the matched
 smoothness level as a dashed line. Middle panel: the same against IT category smoothness
 (points ordered by it). Right panel, "reported (ImageNet)": the paper's TSResNet18
@@ -51,13 +51,6 @@ def _errorbar(ax, summary: dict, x_key: str, **style) -> None:
     ax.errorbar([x["mean"]], [y["mean"]], xerr=[x["std"] or 0], yerr=[y["std"] or 0], capsize=3, **style)
 
 
-def _one_network_sem(points: list[dict], family: str, c: dict, record_key: str):
-    """The SEM within one network of a one-seed curve setting ``c`` (None if it has none)."""
-    own = [r for r in points if r["family"] == c["source"] and r["seed"] in c["seeds"]
-           and (c["source"] != family or r["strengths"] == c["strengths"])]
-    return own[0].get(f"{record_key}_sem") if len(own) == 1 else None
-
-
 def _has(summary: dict, key: str) -> bool:
     return (summary.get(key) or {}).get("mean") is not None
 
@@ -73,7 +66,7 @@ def _measured(ax, summary: dict[str, Any], axis: str) -> None:
         for c in shown:
             if c["accuracy"]["std"] is not None:
                 _errorbar(ax, c, x_key, color=color, fmt="none")
-            elif (sem := _one_network_sem(summary["points"], family, c, record_key)) is not None:
+            elif (sem := c[x_key].get("sem")) is not None:
                 ax.errorbar([c[x_key]["mean"]], [c["accuracy"]["mean"]], xerr=[sem], fmt="none", color=color,
                             alpha=0.35, linewidth=1, capsize=2)
             ax.annotate(strength_text(c["strengths"]), (c[x_key]["mean"], c["accuracy"]["mean"]),

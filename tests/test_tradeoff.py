@@ -236,6 +236,7 @@ def test_summary_on_hand_made_points(tmp_path):
                 if y0 == y1:  # horizontal
                     half_widths[round((x0 + x1) / 2, 6)] = round((x1 - x0) / 2, 6)
     assert half_widths[0.4] == half_widths[0.2] == 0.01
+    assert [c["smoothness"]["sem"] for c in summary["curves"]["toponet_resnet18"]] == [None, 0.01, 0.01]  # τ 0: 2 seeds
     assert half_widths[0.11] == pytest.approx(np.std([0.10, 0.12], ddof=1), abs=1e-6)  # the baseline: s.d. over seeds
 
 
