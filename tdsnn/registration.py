@@ -2,6 +2,7 @@
 
     python -m tdsnn.register runs/tsresnet18-fmnist --tag fmnist [--default] [--half]
     python -m tdsnn.register --remeasure tsresnet18.fmnist
+    python -m tdsnn.register --from sresnet18.fmnist-s0 --tag fmnist [--default]
 
 Reads ``RUN/train/final.safetensors`` (and the run's ``config.yaml``, ``command.txt`` and
 metrics), stores the weights (float16 with ``--half``; without the STC clusters, which
@@ -10,7 +11,9 @@ and the V1 orientation smoothness (the architecture's registered V1 layer) on th
 sine gratings, and records the variant (config, weights path and sha256, data tag, metrics)
 in the registry in use (``tdsnn.registry.REGISTRY_PATH``), with the weights and the model
 card ``<arch>.<tag>.md`` in the ``weights/`` folder beside it. ``harness`` and
-``brainscore_plugin`` then find it as ``<arch>.<tag>``.
+``brainscore_plugin`` then find it as ``<arch>.<tag>``. ``--remeasure NAME`` measures a
+registered variant again; ``--from NAME --tag TAG`` registers a registered variant's weights
+file once more as ``<arch>.<TAG>`` (e.g. a sweep point as the demo variant), measured afresh.
 
 Nothing is replaced until evaluation has succeeded: the weights and card are written to
 temporary files first, and an interrupted or failed registration leaves the registered
@@ -39,7 +42,7 @@ from .analysis.responses import block_rates
 from .checkpoint import CheckpointError, atomic_write, load_state, read_checkpoint, save_model
 from .data import DataError, DataSpec, build_dataset
 from .names import check_model_name, check_part
-from .registry import build
+from .registry import ModelEntry, build
 from .sheets import model_sheet
 from .stimuli import sine_gratings
 
@@ -216,6 +219,38 @@ def register(run: Path, tag: str, default: bool, half: bool, device: str = "cpu"
     return entry
 
 
+def _local_variant(name: str) -> tuple[ModelEntry, Path, str]:
+    """A registered variant with local weights and a data tag, its card's path and text."""
+    entry = registry.resolve(check_model_name(name))
+    if entry.weights is None or entry.weights.path is None or entry.data is None:
+        raise ValueError(f"{name} has no local weights and data tag to measure (only `tdsnn.register`ed variants do)")
+    card_path = _inside(registry.REGISTRY_PATH.parent / "weights", f"{name}.md")
+    card = card_path.read_text() if card_path.exists() else ""
+    if MEASURED_WITH not in card or not all(label in card for label in METRIC_ROW_LABELS):
+        raise ValueError(f"{card_path} is missing or not a tdsnn model card (no metric rows or {MEASURED_WITH!r})")
+    return entry, card_path, card
+
+
+def _measured_card(card: str, entry: ModelEntry, model, metrics: dict[str, Any], command: str) -> str:
+    """``card`` with its metric rows replaced by ``metrics`` and its measurement section by
+    ``command``'s; its other rows (options, epochs, wall time, training command) are kept."""
+    v1_layer = entry.region_layer_map["V1"]
+    lines = card[:card.index(MEASURED_WITH)].splitlines()
+    first = next(i for i, line in enumerate(lines) if line.startswith(METRIC_ROW_LABELS))
+    kept = [line for line in lines if not line.startswith(METRIC_ROW_LABELS)]
+    kept.insert(first, _metric_rows(metrics, entry.data, v1_layer))
+    return "\n".join(kept) + "\n" + _measurement(command, entry.config.input_size, hasattr(model, "sheets"))
+
+
+def _measure(name: str, entry: ModelEntry, device: str):
+    """The registered (sha256-checked) model ``name`` and its ``evaluate`` metrics, printed."""
+    model = registry.create_model(name, pretrained=True)
+    v1_layer = entry.region_layer_map["V1"]
+    metrics = evaluate(model, entry.data, v1_layer, device)
+    print(summary_line(name, v1_layer, metrics))
+    return model, metrics
+
+
 def remeasure(name: str, device: str = "cpu") -> dict[str, Any]:
     """Measure the registered variant ``name`` again with the current analyses (``evaluate``
     on its registered, sha256-checked weights) and replace its metrics in the registry and
@@ -224,23 +259,9 @@ def remeasure(name: str, device: str = "cpu") -> dict[str, Any]:
     atomically, only after the measurement succeeded."""
     registry._read_registry.cache_clear()
     registry_path = registry.REGISTRY_PATH
-    entry = registry.resolve(check_model_name(name))
-    if entry.weights is None or entry.weights.path is None or entry.data is None:
-        raise ValueError(f"{name} has no local weights and data tag to measure (only `tdsnn.register`ed variants do)")
-    card_path = _inside(registry_path.parent / "weights", f"{name}.md")
-    card = card_path.read_text() if card_path.exists() else ""
-    if MEASURED_WITH not in card or not all(label in card for label in METRIC_ROW_LABELS):
-        raise ValueError(f"{card_path} is missing or not a tdsnn model card (no metric rows or {MEASURED_WITH!r})")
-    model = registry.create_model(name, pretrained=True)
-    v1_layer = entry.region_layer_map["V1"]
-    metrics = evaluate(model, entry.data, v1_layer, device)
-    print(summary_line(name, v1_layer, metrics))
-    lines = card[:card.index(MEASURED_WITH)].splitlines()
-    first = next(i for i, line in enumerate(lines) if line.startswith(METRIC_ROW_LABELS))
-    kept = [line for line in lines if not line.startswith(METRIC_ROW_LABELS)]
-    kept.insert(first, _metric_rows(metrics, entry.data, v1_layer))
-    command = f"python -m tdsnn.register --remeasure {name}"
-    new_card = "\n".join(kept) + "\n" + _measurement(command, entry.config.input_size, hasattr(model, "sheets"))
+    entry, card_path, card = _local_variant(name)
+    model, metrics = _measure(name, entry, device)
+    new_card = _measured_card(card, entry, model, metrics, f"python -m tdsnn.register --remeasure {name}")
     variant = yaml.safe_load(registry_path.read_text())["variants"][name]
     variant["metrics"] = metrics
     text = registry_text(registry_path, name, variant, bool(variant.get("default")))
@@ -248,6 +269,47 @@ def remeasure(name: str, device: str = "cpu") -> dict[str, Any]:
     atomic_write(registry_path, lambda tmp: Path(tmp).write_text(text))
     registry._read_registry.cache_clear()
     return metrics
+
+
+def register_from(source: str, tag: str, default: bool, device: str = "cpu") -> dict[str, Any]:
+    """Register the registered variant ``source``'s weights once more as ``<arch>.<tag>``; returns the entry.
+
+    The new entry names the same weights file and sha256 and takes ``source``'s config, data
+    tag and sweep; it is measured afresh (``evaluate`` on the sha256-checked weights), and its
+    card is ``source``'s with the new name, metrics and measurement, so the training rows and
+    command stay those of the run that made the weights. A local weights file of a previous
+    ``<arch>.<tag>`` entry that no other entry names any more is removed. Card and registry
+    are each replaced atomically, only after the measurement succeeded."""
+    check_part(tag, "tag")
+    registry._read_registry.cache_clear()
+    registry_path = registry.REGISTRY_PATH
+    entry, _, card = _local_variant(source)
+    name = check_model_name(f"{entry.arch}.{tag}")
+    if name == entry.name:
+        raise ValueError(f"--from {source} --tag {tag} names the variant itself; use --remeasure {source}")
+    model, metrics = _measure(source, entry, device)
+    flags = " --default" if default else ""
+    card = f"# {name}\n\nThe weights of `{source}`, registered again as `{name}`.\n" + card.split("\n", 1)[1]
+    new_card = _measured_card(card, entry, model, metrics, f"python -m tdsnn.register --from {source} --tag {tag}{flags}")
+    variants = yaml.safe_load(registry_path.read_text())["variants"]
+    previous = variants.get(name) or {}
+    variant = {k: v for k, v in variants[source].items() if k != "default"}
+    variant["metrics"] = metrics
+    if default:
+        variant["default"] = True
+    text = registry_text(registry_path, name, variant, default)
+    card_path = _inside(registry_path.parent / "weights", f"{name}.md")
+    atomic_write(card_path, lambda tmp: Path(tmp).write_text(new_card))
+    atomic_write(registry_path, lambda tmp: Path(tmp).write_text(text))
+    registry._read_registry.cache_clear()
+    old = (previous.get("weights") or {}).get("path")
+    still_named = {(v.get("weights") or {}).get("path") for v in yaml.safe_load(text)["variants"].values()}
+    if old is not None and old not in still_named:
+        root = registry_path.parent.resolve()
+        orphan = (root / old).resolve()
+        if orphan.is_relative_to(root):  # the parser refuses others; a symlink could still lead out
+            orphan.unlink(missing_ok=True)
+    return variant
 
 
 def registry_text(path: Path, name: str, entry: dict[str, Any], default: bool) -> str:
@@ -285,17 +347,24 @@ def main(argv=None) -> int:
     parser.add_argument("--tag", type=_tag, help="variant tag, e.g. fmnist (lower-case letters, digits, '_' or '-')")
     parser.add_argument("--remeasure", metavar="NAME", help="instead of registering a run, measure the registered "
                                                            "variant NAME again and update its metrics and card")
+    parser.add_argument("--from", dest="source", metavar="NAME",
+                        help="instead of registering a run, register the registered variant NAME's weights file "
+                             "once more as <arch>.TAG, measured afresh (e.g. a sweep point as the demo variant)")
     parser.add_argument("--default", action="store_true", help="make it what the bare architecture name resolves to")
     parser.add_argument("--half", action="store_true", help="store float16 weights")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)
-    if args.remeasure is not None and (args.run is not None or args.tag or args.default or args.half):
-        parser.error("--remeasure NAME takes no run folder, --tag, --default or --half")
-    if args.remeasure is None and (args.run is None or args.tag is None):
-        parser.error("give a run folder and --tag (or --remeasure NAME)")
+    if args.remeasure is not None and (args.run is not None or args.source or args.tag or args.default or args.half):
+        parser.error("--remeasure NAME takes no run folder, --from, --tag, --default or --half")
+    if args.source is not None and (args.run is not None or args.tag is None or args.half):
+        parser.error("--from NAME takes --tag (and optionally --default), no run folder or --half")
+    if args.remeasure is None and args.source is None and (args.run is None or args.tag is None):
+        parser.error("give a run folder and --tag (or --remeasure NAME, or --from NAME --tag TAG)")
     try:
         if args.remeasure is not None:
             remeasure(args.remeasure, args.device)
+        elif args.source is not None:
+            register_from(args.source, args.tag, args.default, args.device)
         else:
             register(args.run, args.tag, args.default, args.half, args.device)
     except registry.UnknownModelError as err:

@@ -2,7 +2,9 @@
 
 Names are ``arch`` or ``arch.tag`` (``tdsnn.names``). A bare ``arch`` resolves to the
 variant marked ``default: true`` when there is one, else to the architecture's own
-defaults. The file in use is ``REGISTRY_PATH``: ``$TDSNN_REGISTRY`` when set, else the one
+defaults; that is the model its ``pretrained=True`` weights and the harness load. Built
+without weights, a bare ``arch`` takes the architecture's own defaults (``build_config``),
+not a trained recipe's options such as a demo's width. The file in use is ``REGISTRY_PATH``: ``$TDSNN_REGISTRY`` when set, else the one
 shipped in the package (with the demo weights in ``weights/`` beside it). It is parsed into
 typed, checked entries when first used (``tdsnn.registry_file``).
 """
@@ -25,7 +27,7 @@ from .models import ARCHITECTURES
 from .registry_file import ModelEntry, Registry, RegistryError, Weights, load_registry, parse_registry
 
 __all__ = ["ModelEntry", "RegistryError", "UnknownModelError", "Weights", "architecture", "architecture_config",
-           "build", "create_model", "list_models", "load_model", "load_registry", "load_variant", "parse_registry",
+           "build", "build_config", "create_model", "list_models", "load_model", "load_registry", "load_variant", "parse_registry",
            "resolve", "weights_file"]
 
 #: The registry shipped with the package (its demo weights in ``weights/`` beside it).
@@ -76,6 +78,12 @@ def resolve(name: str) -> ModelEntry:
     return entries[name]
 
 
+def build_config(name: str) -> ModelConfig:
+    """The config ``name`` builds from without weights: an ``arch.tag`` variant's, a bare
+    ``arch``'s own registered defaults (not its default variant's)."""
+    return resolve(name).config if "." in name else architecture_config(name)
+
+
 def weights_file(entry: ModelEntry) -> Path:
     """The local file of a variant's ``path`` weights (inside the registry's folder)."""
     if entry.weights is None or entry.weights.path is None:
@@ -92,8 +100,10 @@ def create_model(name: str, pretrained: bool = False, weights: Optional[PathLike
     """Build a registered model.
 
     Args:
-        name: ``arch`` or ``arch.tag`` (see ``list_models()``).
-        pretrained: load the variant's registered weights (sha256-checked, and for local
+        name: ``arch`` or ``arch.tag`` (see ``list_models()``); without weights a bare
+            ``arch`` builds the architecture's own defaults (``build_config``).
+        pretrained: load the variant's registered weights, for a bare ``arch`` its default
+            variant's, with that variant's config (sha256-checked, and for local
             files their header config checked against the registry; hub-hosted ones from
             their cache, else downloaded; ``WeightsUnavailable`` offline).
         weights: load this checkpoint file instead; the model takes the checkpoint's
@@ -110,7 +120,7 @@ def create_model(name: str, pretrained: bool = False, weights: Optional[PathLike
         model = build(config.replace(**overrides))
         load_state(model, state, str(weights))
         return model
-    model = build(entry.config.replace(**overrides))
+    model = build((entry.config if pretrained else build_config(name)).replace(**overrides))
     if pretrained:
         if entry.weights is None:
             raise CheckpointError(f"{entry.name} has no registered weights; "

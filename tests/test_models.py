@@ -128,8 +128,7 @@ def test_spikformer_matches_spikingjelly(mode):
         if isinstance(m, neuron.LIFNode):
             m.surrogate_function = surrogate.ATan()
     make_firing(ref)
-    # every option given: the bare name resolves to the default variant (spikformer.fmnist, width 0.25)
-    ours = tdsnn.create_model("spikformer", num_classes=10, input_size=32, stem="small", width=1.0)
+    ours = tdsnn.create_model("spikformer", num_classes=10, input_size=32, stem="small")
     ours.load_state_dict(convert_spikingjelly_state_dict(ref.state_dict()), strict=True)
     getattr(ref, mode)(), getattr(ours, mode)()
     x = torch.rand(2, 3, 32, 32)

@@ -87,19 +87,54 @@ def test_remeasure_replaces_the_metrics_of_a_registered_variant(tiny_run, regist
     assert "resnet18.synth: test accuracy" in capsys.readouterr().out
 
 
+def test_register_from_names_a_registered_variants_weights_again(tiny_run, registry_copy, capsys):
+    weights = registry_copy.parent / "weights"
+    assert register_main([str(tiny_run), "--tag", "demo"]) == 0  # an earlier resnet18.demo with its own file
+    assert register_main([str(tiny_run), "--tag", "synth", "--half"]) == 0
+    source = yaml.safe_load(registry_copy.read_text())["variants"]["resnet18.synth"]
+    capsys.readouterr()
+
+    assert register_main(["--from", "resnet18.synth", "--tag", "demo", "--default"]) == 0
+    entry = yaml.safe_load(registry_copy.read_text())["variants"]["resnet18.demo"]
+    assert entry["weights"] == source["weights"] and entry["config"] == source["config"]
+    assert entry["data"] == source["data"] and entry["default"] is True
+    assert entry["metrics"] == pytest.approx(source["metrics"])  # measured afresh, same weights
+    assert not (weights / "resnet18.demo.safetensors").exists()  # no entry names it any more
+    assert (weights / "resnet18.synth.safetensors").exists()
+    card = (weights / "resnet18.demo.md").read_text()
+    assert card.startswith("# resnet18.demo\n\nThe weights of `resnet18.synth`, registered again as `resnet18.demo`.")
+    assert "tdsnn-train --model resnet18 --data synthetic:64" in card  # the training provenance is kept
+    assert "python -m tdsnn.register --from resnet18.synth --tag demo --default" in card
+    assert card.count("| test accuracy |") == 1 and f"**{source['metrics']['test_accuracy']:.2f} %**" in card
+    assert "resnet18.synth: test accuracy" in capsys.readouterr().out
+    assert tdsnn.resolve("resnet18").name == "resnet18.demo"
+    model = tdsnn.create_model("resnet18", pretrained=True)
+    torch.testing.assert_close(model.conv1.weight, tdsnn.create_model("resnet18.synth", pretrained=True).conv1.weight)
+    assert not list(weights.glob(".*"))
+    before = registry_copy.read_text()
+    assert register_main(["--from", "resnet18.synth", "--tag", "synth"]) == 2
+    assert "names the variant itself" in capsys.readouterr().err and registry_copy.read_text() == before
+
+
 @pytest.mark.parametrize("args, message", [
     (["--remeasure", "resnet18.nosuch"], "unknown model 'resnet18.nosuch'"),
     (["--remeasure", "resnet18.in1k"], "has no local weights"),
     (["--remeasure", "resnet18.fmnist"], "not a tdsnn model card"),  # registry copy without its weights folder
+    (["--from", "resnet18.nosuch", "--tag", "x"], "unknown model 'resnet18.nosuch'"),
+    (["--from", "resnet18.in1k", "--tag", "x"], "has no local weights"),
+    (["--from", "resnet18.fmnist", "--tag", "fmnist"], "not a tdsnn model card"),
 ])
-def test_remeasure_bad_input_exits_2_and_changes_nothing(args, message, registry_copy, capsys):
+def test_remeasure_or_from_bad_input_exits_2_and_changes_nothing(args, message, registry_copy, capsys):
     before = registry_copy.read_text()
     assert register_main(args) == 2
     assert message in capsys.readouterr().err
     assert registry_copy.read_text() == before
 
 
-@pytest.mark.parametrize("args", [["--remeasure", "resnet18.fmnist", "--tag", "x"], ["runs/x"], []])
+@pytest.mark.parametrize("args", [["--remeasure", "resnet18.fmnist", "--tag", "x"], ["runs/x"], [],
+                                  ["--from", "resnet18.fmnist"], ["--from", "resnet18.fmnist", "--tag", "x", "--half"],
+                                  ["runs/x", "--from", "resnet18.fmnist", "--tag", "x"],
+                                  ["--remeasure", "resnet18.fmnist", "--from", "resnet18.fmnist"]])
 def test_register_refuses_mixed_or_missing_arguments(args, registry_copy):
     with pytest.raises(SystemExit) as exit_:
         register_main(args)

@@ -36,7 +36,7 @@ from ..checkpoint import (CheckpointError, atomic_write, atomic_write_text, read
 from ..config import ModelConfig
 from ..data import DataSpec, build_dataset, num_classes
 from ..models import TWINS
-from ..registry import build, load_model, resolve
+from ..registry import build, build_config, load_model, resolve
 from ..stimuli import sine_gratings
 from ..swap import MIN_WINDOW_UNITS, swap_optimize
 from .config import ConfigError, TrainConfig, as_json, config_hash, dump_yaml, fit_options
@@ -47,8 +47,9 @@ from .runtime import Runtime, session
 from .state import TrainingState, resume_point
 
 def model_config(name: str, options: dict[str, Any]) -> ModelConfig:
-    """The config ``create_model(name, **options)`` builds; ``ConfigError`` for bad options."""
-    config = resolve(name).config
+    """The config ``create_model(name, **options)`` builds (a bare architecture name: its own
+    registered defaults, not its default variant's); ``ConfigError`` for bad options."""
+    config = build_config(name)
     try:
         config = config.replace(**options)
         ModelConfig.from_dict(as_json(config.to_dict()))  # every section's fields checked
