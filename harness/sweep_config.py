@@ -7,7 +7,7 @@ shares, and per architecture its loss strengths and seeds.
     families:
       sresnet18: {seeds: [0, 1]}      # non-topographic: seeds only
       tsresnet18:
-        strengths: [{alpha: 0, beta: 0}, {alpha: 1, beta: 1}]
+        strengths: [{alpha: 0, beta: 0}, {alpha: 1, beta: 1, seeds: [0, 1]}]  # seeds: this strength's own
         seeds: [0]                    # default [0]
         aux: sresnet18                # its auxiliary SNN: that family's point of the same seed
         model_options: {sheet: {n_clusters: 2000}}  # on top of train.model_options
@@ -19,7 +19,9 @@ A family is an architecture. Its strengths are the weights of its topographic lo
 ``alpha`` and ``beta`` (STC, docs/method.md §3) for architectures with an ``stc`` section,
 ``tau`` (TopoLoss) for those with ``topoloss``; each in the range ``tdsnn-train`` accepts
 (τ > 0: a TopoNet at τ = 0 is its ResNet18 baseline, which then starts its curve).
-Architectures with neither are non-topographic baselines and take seeds only. ``train``
+Architectures with neither are non-topographic baselines and take seeds only. A strength
+may name its own ``seeds`` instead of the family's (a second seed where a cost is close to
+the baseline's spread, say). ``train``
 holds ``tdsnn-train --config`` options except ``model``, ``seed``, ``out``,
 ``aux_weights`` and ``max_steps``, which the sweep sets per point.
 
@@ -175,18 +177,21 @@ class _Reader:
             raise self.error(f"{where} repeats a seed: {seeds}")
         return seeds
 
-    def strengths(self, value: Any, where: str, flags: dict[str, str]) -> list[dict[str, float]]:
+    def strengths(self, value: Any, where: str, flags: dict[str, str],
+                  seeds: list[int]) -> list[tuple[dict[str, float], list[int]]]:
+        """Each strength of ``value`` with its seeds (its own ``seeds``, else the family's ``seeds``)."""
         if not isinstance(value, list) or not value:
             raise self.error(f"{where} must be a non-empty list of {{{', '.join(flags)}}} mappings, got {value!r}")
-        grid = []
+        grid: list[tuple[dict[str, float], list[int]]] = []
         for i, entry in enumerate(value):
-            if not isinstance(entry, dict) or set(entry) != set(flags):
-                raise self.error(f"{where}[{i}]: expected a mapping of exactly {', '.join(flags)}, got {entry!r}")
+            if not isinstance(entry, dict) or set(entry) - {"seeds"} != set(flags):
+                raise self.error(f"{where}[{i}]: expected a mapping of exactly {', '.join(flags)} (and optionally "
+                                 f"seeds), got {entry!r}")
             strengths = {k: self.parse(MODEL_FLAGS[flag][1], entry[k], f"{where}[{i}].{k}")
                          for k, flag in flags.items()}
-            if strengths in grid:
+            if any(strengths == other for other, _ in grid):
                 raise self.error(f"{where}[{i}] repeats {strengths}")
-            grid.append(strengths)
+            grid.append((strengths, self.seeds(entry["seeds"], f"{where}[{i}].seeds") if "seeds" in entry else seeds))
         return grid
 
     def parse(self, kind: OptionType, value: Any, where: str) -> Any:
@@ -235,20 +240,21 @@ def load_sweep(path: Path, runs: Optional[Path] = None, overrides: Optional[dict
     for arch in sorted(specs, key=lambda a: bool(flags[a])):  # non-topographic first, else file order
         spec, where = specs[arch], f"families.{arch}"
         if flags[arch]:
-            grid = reader.strengths(spec.get("strengths"), f"{where}.strengths", flags[arch])
+            grid = reader.strengths(spec.get("strengths"), f"{where}.strengths", flags[arch], seeds[arch])
         elif "strengths" in spec or "aux" in spec:
             raise reader.error(f"{where}: {arch} has no topographic loss; give it seeds only")
         else:
-            grid = [{}]
+            grid = [({}, seeds[arch])]
         family_options = spec.get("model_options") or {}
         if not isinstance(family_options, dict):
             raise reader.error(f"{where}.model_options must be a mapping, got {family_options!r}")
         aux = spec.get("aux")
-        if aux is not None and (aux not in specs or flags[aux] or not set(seeds[arch]) <= set(seeds[aux])):
+        used = sorted({seed for _, point_seeds in grid for seed in point_seeds})
+        if aux is not None and (aux not in specs or flags[aux] or not set(used) <= set(seeds[aux])):
             raise reader.error(f"{where}.aux {aux!r} must be a non-topographic family of this sweep with every seed "
-                               f"of {arch} ({seeds[arch]})")
-        for strengths in grid:
-            for seed in seeds[arch]:
+                               f"of {arch} ({used})")
+        for strengths, point_seeds in grid:
+            for seed in point_seeds:
                 tag = point_tag(name, strengths, seed)
                 options = merged(base.model_options, family_options, _loss_options(strengths, flags[arch]))
                 try:

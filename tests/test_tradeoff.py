@@ -257,6 +257,18 @@ def test_point_tags_and_the_study_file():
     assert [p.family for p in study.points][:4] == ["sresnet18"] * 2 + ["resnet18"] * 2  # baselines first
 
 
+def test_a_strength_may_name_its_own_seeds(tmp_path):
+    families = {"sresnet18": {"seeds": [0, 1]},
+                "tsresnet18": {"strengths": [{"alpha": 1, "beta": 1}, {"alpha": 2, "beta": 2, "seeds": [0, 1]}],
+                               "aux": "sresnet18"}}
+    sweep = load_sweep(write_sweep(tmp_path / "sweep.yaml", families=families))
+    assert [p.name for p in sweep.points if p.family == "tsresnet18"] == [
+        "tsresnet18.t-a1-b1-s0", "tsresnet18.t-a2-b2-s0", "tsresnet18.t-a2-b2-s1"]
+    assert [p.aux for p in sweep.points if p.family == "tsresnet18"] == [
+        "sresnet18.t-s0", "sresnet18.t-s0", "sresnet18.t-s1"]
+    assert [p.cfg.seed for p in sweep.points if p.family == "tsresnet18"] == [0, 0, 1]
+
+
 BAD = {
     "unknown family": {"families": {"nonet": {"seeds": [0]}}},
     "τ = 0": {"families": {"toponet_resnet18": {"strengths": [{"tau": 0}]}}},
@@ -267,6 +279,10 @@ BAD = {
     "strengths of a baseline": {"families": {"resnet18": {"strengths": [{"tau": 1}]}}},
     "repeated seed": {"families": {"resnet18": {"seeds": [0, 0]}}},
     "aux not in the sweep": {"families": {"tsresnet18": {"strengths": [{"alpha": 1, "beta": 1}], "aux": "sresnet18"}}},
+    "strength seed the aux lacks": {"families": {"sresnet18": {"seeds": [0]}, "tsresnet18": {
+        "strengths": [{"alpha": 1, "beta": 1, "seeds": [0, 1]}], "aux": "sresnet18"}}},
+    "repeated strength seed": {"families": {"tsresnet18": {"strengths": [{"alpha": 1, "beta": 1, "seeds": [2, 2]}]}}},
+    "unknown strength key": {"families": {"tsresnet18": {"strengths": [{"alpha": 1, "beta": 1, "seed": 1}]}}},
     "bad sweep name": {"name": "Bad Name"},
     "path as sweep name": {"name": "../x"},
     "bad family name": {"families": {"Res Net": {"seeds": [0]}}},
