@@ -67,10 +67,11 @@ def wrap(model: torch.nn.Module, identifier: str, preprocessing: Preprocessing, 
 
 def activations_model(name: str, weights: Optional[str] = None, steps_per_bin: int = 1,
                       batch_size: int = 64) -> tuple[ModelEntry, SpikingActivationsModel]:
-    """The rate-coded activations model of a registered variant."""
+    """The rate-coded activations model of a registered variant (or of the checkpoint
+    ``weights`` of its architecture): the entry's normalisation at the network's own input size."""
     entry, model, sha = load_variant(name, weights)
-    return entry, wrap(model, model_identifier(entry.name, model, sha), entry.preprocessing, steps_per_bin,
-                       batch_size)
+    return entry, wrap(model, model_identifier(entry.name, model, sha), entry.preprocessing.at(model.config.input_size),
+                       steps_per_bin, batch_size)
 
 
 class SheetLayerMappedModel(LayerMappedModel):

@@ -50,6 +50,10 @@ class Preprocessing:
     def normalize(self) -> transforms.Normalize:
         return transforms.Normalize(self.mean, self.std)
 
+    def at(self, size: int) -> "Preprocessing":
+        """The same normalisation at ``size`` px (a network's own input size)."""
+        return Preprocessing(size, self.mean, self.std)
+
 
 #: Normalisation of each dataset (Fashion-MNIST: its own grey-level statistics).
 DATASET_STATS = {

@@ -115,6 +115,15 @@ def test_identifier_changes_with_the_weights(use_registry, tmp_path):
     assert a != b and a.startswith("sresnet18-T4-")
 
 
+def test_a_checkpoint_is_fed_images_at_its_own_input_size(use_registry, stimuli, tmp_path):
+    size = TINY["input_size"]
+    save_model(make_firing(tdsnn.create_model("sresnet18", **TINY)), tmp_path / "w.safetensors")
+    assert tdsnn.resolve("sresnet18").config.input_size != size  # the entry's own size is another
+    _, model = activations_model("sresnet18", weights=str(tmp_path / "w.safetensors"))
+    paths = [stimuli.get_stimulus(i) for i in stimuli["stimulus_id"].values[:2]]
+    assert model._extractor.preprocess(paths).shape == (2, 3, size, size)
+
+
 def test_temporal_bins_align_through_brainscore(use_registry, stimuli):
     rate = brain_model("sresnet18.tiny", batch_size=7)
     rate.start_recording("IT", [(70, 170)])

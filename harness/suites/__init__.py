@@ -45,8 +45,7 @@ class Subject:
     @property
     def preprocessing(self) -> Preprocessing:
         """The entry's normalisation at the network's own input size."""
-        pre = self.entry.preprocessing
-        return Preprocessing(self.model.config.input_size, pre.mean, pre.std)
+        return self.entry.preprocessing.at(self.model.config.input_size)
 
 
 @dataclass
