@@ -4,9 +4,10 @@ Names are ``arch`` or ``arch.tag`` (``tdsnn.names``). A bare ``arch`` resolves t
 variant marked ``default: true`` when there is one, else to the architecture's own
 defaults; that is the model its ``pretrained=True`` weights and the harness load. Built
 without weights, a bare ``arch`` takes the architecture's own defaults (``build_config``),
-not a trained recipe's options such as a demo's width. The file in use is ``REGISTRY_PATH``: ``$TDSNN_REGISTRY`` when set, else the one
-shipped in the package (with the demo weights in ``weights/`` beside it). It is parsed into
-typed, checked entries when first used (``tdsnn.registry_file``).
+not a trained recipe's options such as a demo's width. The file in use is
+``REGISTRY_PATH``: ``$TDSNN_REGISTRY`` when set, else the one shipped in the package (with
+the demo weights in ``weights/`` beside it). It is parsed into typed, checked entries when
+first used (``tdsnn.registry_file``).
 """
 from __future__ import annotations
 
@@ -27,8 +28,8 @@ from .models import ARCHITECTURES
 from .registry_file import ModelEntry, Registry, RegistryError, Weights, load_registry, parse_registry
 
 __all__ = ["ModelEntry", "RegistryError", "UnknownModelError", "Weights", "architecture", "architecture_config",
-           "build", "build_config", "create_model", "list_models", "load_model", "load_registry", "load_variant", "parse_registry",
-           "resolve", "weights_file"]
+           "build", "build_config", "create_model", "list_models", "load_model", "load_registry", "load_variant",
+           "parse_registry", "resolve", "weights_file"]
 
 #: The registry shipped with the package (its demo weights in ``weights/`` beside it).
 PACKAGED_REGISTRY = Path(__file__).resolve().parent / "model_registry.yaml"

@@ -32,6 +32,18 @@ def test_every_registered_model_resolves_and_builds(name):
         model.get_submodule(layer)
 
 
+def test_a_bare_name_builds_the_architecture_and_its_weights_are_the_default_variants():
+    from tdsnn.training.pipeline import model_config
+    for arch in ("sresnet18", "tsresnet18", "scornet", "spikformer"):
+        default = tdsnn.resolve(arch)
+        assert default.name == f"{arch}.fmnist" and default.config.width < 1.0  # a demo recipe
+        assert model_config(arch, {}) == registry.architecture_config(arch)  # what tdsnn-train --model arch builds
+        if not default.config.sheet:  # (a full-size sheet takes a while to lay out)
+            assert tdsnn.create_model(arch).config == registry.architecture_config(arch)
+        assert tdsnn.create_model(arch, pretrained=True).config == default.config
+        assert model_config(default.name, {}) == default.config
+
+
 def test_the_packaged_registry_is_the_default():
     assert registry.PACKAGED_REGISTRY.parent == registry.Path(tdsnn.__file__).resolve().parent
     if not os.environ.get("TDSNN_REGISTRY"):
