@@ -242,12 +242,12 @@ def _measured_card(card: str, entry: ModelEntry, model, metrics: dict[str, Any],
     return "\n".join(kept) + "\n" + _measurement(command, entry.config.input_size, hasattr(model, "sheets"))
 
 
-def _measure(name: str, entry: ModelEntry, device: str):
-    """The registered (sha256-checked) model ``name`` and its ``evaluate`` metrics, printed."""
-    model = registry.create_model(name, pretrained=True)
+def _measure(entry: ModelEntry, device: str):
+    """The variant's registered (sha256-checked) model and its ``evaluate`` metrics, printed."""
+    model = registry.create_model(entry.name, pretrained=True)
     v1_layer = entry.region_layer_map["V1"]
     metrics = evaluate(model, entry.data, v1_layer, device)
-    print(summary_line(name, v1_layer, metrics))
+    print(summary_line(entry.name, v1_layer, metrics))
     return model, metrics
 
 
@@ -260,7 +260,7 @@ def remeasure(name: str, device: str = "cpu") -> dict[str, Any]:
     registry._read_registry.cache_clear()
     registry_path = registry.REGISTRY_PATH
     entry, card_path, card = _local_variant(name)
-    model, metrics = _measure(name, entry, device)
+    model, metrics = _measure(entry, device)
     new_card = _measured_card(card, entry, model, metrics, f"python -m tdsnn.register --remeasure {name}")
     variant = yaml.safe_load(registry_path.read_text())["variants"][name]
     variant["metrics"] = metrics
@@ -287,13 +287,12 @@ def register_from(source: str, tag: str, default: bool, device: str = "cpu") -> 
     name = check_model_name(f"{entry.arch}.{tag}")
     if name == entry.name:
         raise ValueError(f"--from {source} --tag {tag} names the variant itself; use --remeasure {source}")
-    model, metrics = _measure(source, entry, device)
+    model, metrics = _measure(entry, device)
     flags = " --default" if default else ""
     card = f"# {name}\n\nThe weights of `{source}`, registered again as `{name}`.\n" + card.split("\n", 1)[1]
     new_card = _measured_card(card, entry, model, metrics, f"python -m tdsnn.register --from {source} --tag {tag}{flags}")
-    variants = yaml.safe_load(registry_path.read_text())["variants"]
-    previous = variants.get(name) or {}
-    variant = {k: v for k, v in variants[source].items() if k != "default"}
+    previous = registry.resolve(name) if name in registry.list_models() else None
+    variant = {k: v for k, v in yaml.safe_load(registry_path.read_text())["variants"][source].items() if k != "default"}
     variant["metrics"] = metrics
     if default:
         variant["default"] = True
@@ -302,12 +301,11 @@ def register_from(source: str, tag: str, default: bool, device: str = "cpu") -> 
     atomic_write(card_path, lambda tmp: Path(tmp).write_text(new_card))
     atomic_write(registry_path, lambda tmp: Path(tmp).write_text(text))
     registry._read_registry.cache_clear()
-    old = (previous.get("weights") or {}).get("path")
-    still_named = {(v.get("weights") or {}).get("path") for v in yaml.safe_load(text)["variants"].values()}
+    still_named = {e.weights.path for e in registry.load_registry(registry_path).entries.values() if e.weights}
+    old = previous.weights.path if previous is not None and previous.weights else None
     if old is not None and old not in still_named:
-        root = registry_path.parent.resolve()
-        orphan = (root / old).resolve()
-        if orphan.is_relative_to(root):  # the parser refuses others; a symlink could still lead out
+        orphan = registry.weights_file(previous).resolve()
+        if orphan.is_relative_to(registry_path.parent.resolve()):  # the parser refuses others; a symlink could lead out
             orphan.unlink(missing_ok=True)
     return variant
 
